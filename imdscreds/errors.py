@@ -1,0 +1,165 @@
+"""The exceptions imdscreds raises, one tree.
+
+Every message names the cause and the next step (the ``hint``); none carries a secret key or a
+session token. Callers catch by type::
+
+    IMDSCredsError                      anything imdscreds raises
+    ├── ConfigError                     a setting is invalid: names the value, its source, what is valid
+    ├── MetadataDisabledError           AWS_EC2_METADATA_DISABLED / disable_ec2_metadata says never call IMDS
+    └── IMDSError                       talking to IMDS failed
+        ├── IMDSUnreachableError        no IMDS here: connection refused, or no connection in time
+        ├── IMDSDisabledError           IMDS answered 403: the instance's metadata endpoint is turned off
+        ├── TokenError                  the IMDSv2 session token could not be had (hop limit, 400, 405 ...)
+        ├── IMDSHTTPError               an unexpected HTTP status (5xx or 429 after retries, ...); .status
+        │   └── IMDSNotFoundError       404 on a path that must exist
+        ├── MalformedResponseError      a body that is not what IMDS sends (JSON, fields, size, UTF-8)
+        └── CredentialsError            IMDS answered, but gave no usable role credentials
+            ├── NoInstanceProfileError  no instance profile (no role) is attached to the instance
+            ├── RoleNotFoundError       the configured role name exists on neither credentials path
+            └── IMDSCodeError           the credentials document has a Code other than "Success"; .code
+                └── TrustPolicyError    AssumeRoleUnauthorizedAccess: the role's trust policy denies EC2
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "CredentialsError",
+    "IMDSCodeError",
+    "IMDSCredsError",
+    "IMDSDisabledError",
+    "IMDSError",
+    "IMDSHTTPError",
+    "IMDSNotFoundError",
+    "IMDSUnreachableError",
+    "MalformedResponseError",
+    "MetadataDisabledError",
+    "NoInstanceProfileError",
+    "RoleNotFoundError",
+    "TokenError",
+    "TrustPolicyError",
+]
+
+
+class IMDSCredsError(Exception):
+    """Base of every error imdscreds raises: a cause, and a hint that says what to do next."""
+
+    default_hint = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = self.default_hint if hint is None else hint
+        super().__init__(f"{message} {self.hint}".strip() if self.hint else message)
+
+
+class ConfigError(IMDSCredsError):
+    """A configuration value is invalid; the message names the value, its source and what is valid."""
+
+    def __init__(
+        self, message: str, *, setting: str | None = None, source: str | None = None, hint: str | None = None
+    ) -> None:
+        self.setting = setting
+        self.source = source
+        super().__init__(message, hint=hint)
+
+
+class MetadataDisabledError(IMDSCredsError):
+    """Configuration forbids calling IMDS (AWS_EC2_METADATA_DISABLED or disable_ec2_metadata)."""
+
+    default_hint = (
+        "Unset AWS_EC2_METADATA_DISABLED (or disable_ec2_metadata in ~/.aws/config) to use the "
+        "instance role."
+    )
+
+
+class IMDSError(IMDSCredsError):
+    """Talking to the instance metadata service failed."""
+
+
+class IMDSUnreachableError(IMDSError):
+    """No instance metadata service answered: connection refused, unreachable, or timed out."""
+
+    default_hint = (
+        "Is this an EC2 instance? Off EC2 there is no IMDS; on EC2 check that a firewall or iptables "
+        "rule does not block 169.254.169.254, and run `imdscreds doctor`."
+    )
+
+
+class IMDSDisabledError(IMDSError):
+    """IMDS answered 403: the metadata endpoint is turned off for this instance."""
+
+    default_hint = (
+        "Turn the metadata endpoint on: `aws ec2 modify-instance-metadata-options --instance-id ID "
+        "--http-endpoint enabled` (Terraform: metadata_options { http_endpoint = \"enabled\" })."
+    )
+
+
+class TokenError(IMDSError):
+    """The IMDSv2 session token could not be obtained."""
+
+
+class IMDSHTTPError(IMDSError):
+    """IMDS answered with an HTTP status that imdscreds cannot use."""
+
+    def __init__(self, message: str, *, status: int, path: str, hint: str | None = None) -> None:
+        self.status = status
+        self.path = path
+        super().__init__(message, hint=hint)
+
+
+class IMDSNotFoundError(IMDSHTTPError):
+    """IMDS answered 404 for a path."""
+
+
+class MalformedResponseError(IMDSError):
+    """IMDS sent a body that cannot be understood."""
+
+    default_hint = (
+        "This is not what IMDS sends; check that nothing (a proxy, a local agent) answers in its place "
+        "at the configured endpoint."
+    )
+
+
+class CredentialsError(IMDSError):
+    """IMDS answered, but gave no usable role credentials."""
+
+
+class NoInstanceProfileError(CredentialsError):
+    """No instance profile, and so no role, is attached to this instance."""
+
+    default_hint = (
+        "Attach an instance profile with a role: console EC2 > Instance > Actions > Security > "
+        "Modify IAM role; CLI `aws ec2 associate-iam-instance-profile --instance-id ID "
+        "--iam-instance-profile Name=PROFILE`; Terraform aws_iam_instance_profile and the instance's "
+        "iam_instance_profile."
+    )
+
+
+class RoleNotFoundError(CredentialsError):
+    """The configured role name exists on neither credentials path."""
+
+    def __init__(self, message: str, *, role_name: str, hint: str | None = None) -> None:
+        self.role_name = role_name
+        super().__init__(message, hint=hint)
+
+
+class IMDSCodeError(CredentialsError):
+    """The credentials document carried a Code other than "Success"; IMDS's message is kept."""
+
+    def __init__(
+        self, message: str, *, code: str, imds_message: str | None, hint: str | None = None
+    ) -> None:
+        self.code = code
+        self.imds_message = imds_message
+        super().__init__(message, hint=hint)
+
+
+class TrustPolicyError(IMDSCodeError):
+    """AssumeRoleUnauthorizedAccess: the role's trust policy does not let EC2 assume the role."""
+
+    default_hint = (
+        "Let EC2 assume the role: its trust policy needs a statement with "
+        '"Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole" '
+        "(Terraform: aws_iam_role.assume_role_policy). New credentials appear at IMDS's next "
+        "refresh; `imdscreds doctor` shows the full fix."
+    )
