@@ -9,11 +9,33 @@ forget it, rediscover, retry, a bounded number of times.
 
 from __future__ import annotations
 
+import json
+import re
+import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-__all__ = ["RoleCredentials"]
+from imdscreds.clock import SYSTEM_CLOCK, Clock
+from imdscreds.config import IMDSConfig
+from imdscreds.errors import (
+    CredentialsError,
+    IMDSCodeError,
+    IMDSNotFoundError,
+    MalformedResponseError,
+    NoInstanceProfileError,
+    RoleNotFoundError,
+    TrustPolicyError,
+)
+from imdscreds.imds import IMDSClient
+
+__all__ = [
+    "RoleCredentials",
+    "RoleCredentialsFetcher",
+    "fetch_role_credentials",
+    "parse_credentials",
+    "parse_timestamp",
+]
 
 
 @dataclass(frozen=True)
@@ -41,3 +63,228 @@ class RoleCredentials:
 
 def _iso(instant: datetime) -> str:
     return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- parsing --------------------------------------------------------------------------------------
+
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
+)
+_REQUIRED = ("AccessKeyId", "SecretAccessKey", "Token", "Expiration")
+_CODE_HINTS = {
+    "InstanceProfileNotFound": (
+        "The instance profile attached to this instance was deleted or replaced: associate a "
+        "current one (`aws ec2 replace-iam-instance-profile-association`; Terraform: the instance's "
+        "iam_instance_profile) and run `imdscreds doctor`."
+    ),
+}
+
+
+def parse_timestamp(value: object, field_name: str) -> datetime:
+    """An IMDS timestamp (``2026-01-01T00:00:00Z``, fractions allowed) as an aware UTC datetime."""
+    match = _TIMESTAMP.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise MalformedResponseError(
+            f"The credentials document's {field_name} is not an ISO 8601 UTC timestamp: {value!r}."
+        )
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    try:
+        instant = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int((fraction or "0").ljust(6, "0")[:6]),
+            tzinfo=timezone.utc,
+        )
+    except ValueError as exc:
+        raise MalformedResponseError(
+            f"The credentials document's {field_name} is not a valid date: {value!r} ({exc})."
+        ) from None
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        instant -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    return instant
+
+
+def parse_credentials(body: str, role_name: str) -> RoleCredentials:
+    """Parse IMDS's credentials document strictly; a Code other than Success raises with IMDS's text."""
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        # The decoder's message names a position, never the content.
+        raise MalformedResponseError(
+            f"The credentials document for role {role_name!r} is not JSON ({exc})."
+        ) from None
+    if not isinstance(doc, dict):
+        raise MalformedResponseError(
+            f"The credentials document for role {role_name!r} is not a JSON object."
+        )
+    code = doc.get("Code")
+    if code != "Success":
+        message = doc.get("Message")
+        imds_message = message if isinstance(message, str) else None
+        said = f": {imds_message}" if imds_message else ""
+        if code == "AssumeRoleUnauthorizedAccess":
+            raise TrustPolicyError(
+                f"EC2 cannot assume the role {role_name!r} (AssumeRoleUnauthorizedAccess){said}",
+                code=code,
+                imds_message=imds_message,
+            )
+        if not isinstance(code, str):
+            raise MalformedResponseError(
+                f"The credentials document for role {role_name!r} has no Code."
+            )
+        raise IMDSCodeError(
+            f"IMDS could not issue credentials for role {role_name!r} ({code}){said}",
+            code=code,
+            imds_message=imds_message,
+            hint=_CODE_HINTS.get(code, "Run `imdscreds doctor` for the cause and the fix."),
+        )
+    missing = [name for name in _REQUIRED if not isinstance(doc.get(name), str) or not doc[name]]
+    if missing:
+        raise MalformedResponseError(
+            f"The credentials document for role {role_name!r} lacks {', '.join(missing)}."
+        )
+    access_key_id = doc["AccessKeyId"]
+    if not access_key_id.isascii() or not access_key_id.isalnum():
+        raise MalformedResponseError(
+            f"The credentials document for role {role_name!r} has an invalid AccessKeyId."
+        )
+    last_updated = doc.get("LastUpdated")
+    account_id = doc.get("AccountId")
+    return RoleCredentials(
+        access_key_id=access_key_id,
+        secret_access_key=doc["SecretAccessKey"],
+        token=doc["Token"],
+        expiration=parse_timestamp(doc["Expiration"], "Expiration"),
+        role_name=role_name,
+        last_updated=None if last_updated is None else parse_timestamp(last_updated, "LastUpdated"),
+        account_id=account_id if isinstance(account_id, str) and account_id else None,
+    )
+
+
+# -- role discovery -------------------------------------------------------------------------------
+
+EXTENDED_PATH = "/latest/meta-data/iam/security-credentials-extended/"
+LEGACY_PATH = "/latest/meta-data/iam/security-credentials/"
+
+
+class RoleCredentialsFetcher:
+    """Fetches the instance role's credentials: role discovery, the extended/legacy rule, no cache.
+
+    One fetch is one GET in steady state; the refresh engine above decides when to fetch.
+    """
+
+    def __init__(
+        self, client: IMDSClient, *, role_name: str | None = None, max_rediscoveries: int = 3
+    ) -> None:
+        self.client = client
+        configured = client.config.instance_profile_name if role_name is None else role_name
+        self._configured = configured
+        self._role: str | None = configured
+        self._api: str = "unknown"  # "unknown" | "extended" | "legacy"
+        self._max_rediscoveries = max_rediscoveries
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RoleCredentialsFetcher(role={self._role!r}, api={self._api!r})"
+
+    @property
+    def role_name(self) -> str | None:
+        """The role name in use (configured or discovered), or None before the first fetch."""
+        return self._role
+
+    @property
+    def api(self) -> str:
+        """Which credentials endpoint IMDS has: ``unknown``, ``extended`` or ``legacy``."""
+        return self._api
+
+    def fetch(self) -> RoleCredentials:
+        """One uncached fetch of the role's credentials."""
+        with self._lock:
+            for _ in range(self._max_rediscoveries + 1):
+                role = self._role if self._role is not None else self._discover()
+                body = self._credentials_document(role)
+                if body is not None:
+                    return parse_credentials(body, role)
+                # 404 on a discovered name: the instance's role was changed. Rediscover.
+                self._role = None
+            raise CredentialsError(
+                f"The instance's role changed {self._max_rediscoveries + 1} times during one fetch.",
+                hint="Something is replacing the instance profile repeatedly; try again later.",
+            )
+
+    def _discover(self) -> str:
+        if self._api != "legacy":
+            try:
+                listing = self.client.get(EXTENDED_PATH).text
+            except IMDSNotFoundError:
+                if self._api == "extended":
+                    raise self._no_profile() from None
+                self._api = "legacy"
+            else:
+                self._api = "extended"
+                return self._remember(listing)
+        try:
+            listing = self.client.get(LEGACY_PATH).text
+        except IMDSNotFoundError:
+            raise self._no_profile() from None
+        return self._remember(listing)
+
+    def _remember(self, listing: str) -> str:
+        role = listing.strip().splitlines()[0].strip() if listing.strip() else ""
+        if not role:
+            raise self._no_profile()
+        if any(char.isspace() or char == "/" for char in role):
+            raise MalformedResponseError(f"IMDS listed an invalid role name: {role!r}.")
+        self._role = role
+        return role
+
+    def _credentials_document(self, role: str) -> str | None:
+        """The document's text; None when a discovered role has vanished (rediscover)."""
+        if self._api != "legacy":
+            try:
+                text = self.client.get(EXTENDED_PATH + role).text
+            except IMDSNotFoundError:
+                if self._api == "unknown":
+                    # Only a configured name gets here before the API is known: try legacy.
+                    self._api = "legacy"
+                elif self._configured is None:
+                    return None
+                else:
+                    raise self._role_not_found(role) from None
+            else:
+                self._api = "extended"
+                return text
+        try:
+            return self.client.get(LEGACY_PATH + role).text
+        except IMDSNotFoundError:
+            if self._configured is None:
+                return None
+            raise self._role_not_found(role) from None
+
+    def _no_profile(self) -> NoInstanceProfileError:
+        return NoInstanceProfileError(
+            "No instance profile is attached to this instance: IMDS lists no role "
+            f"({'security-credentials' if self._api == 'legacy' else 'both role paths'} 404)."
+        )
+
+    def _role_not_found(self, role: str) -> RoleNotFoundError:
+        return RoleNotFoundError(
+            f"IMDS has no credentials for the configured role {role!r} "
+            f"({self.client.config.source_of('instance_profile_name')}) on either path (404).",
+            role_name=role,
+            hint="Set AWS_EC2_INSTANCE_PROFILE_NAME (or ec2_instance_profile_name) to the role "
+            f"that {LEGACY_PATH} lists, or unset it to discover the role.",
+        )
+
+
+def fetch_role_credentials(
+    config: IMDSConfig | None = None, *, clock: Clock = SYSTEM_CLOCK
+) -> RoleCredentials:
+    """Fetch the instance role's credentials once (no refresh, no cache)."""
+    with IMDSClient(config, clock=clock) as client:
+        return RoleCredentialsFetcher(client).fetch()

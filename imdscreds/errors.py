@@ -56,7 +56,12 @@ class ConfigError(IMDSCredsError):
     """A configuration value is invalid; the message names the value, its source and what is valid."""
 
     def __init__(
-        self, message: str, *, setting: str | None = None, source: str | None = None, hint: str | None = None
+        self,
+        message: str,
+        *,
+        setting: str | None = None,
+        source: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.setting = setting
         self.source = source
@@ -90,7 +95,7 @@ class IMDSDisabledError(IMDSError):
 
     default_hint = (
         "Turn the metadata endpoint on: `aws ec2 modify-instance-metadata-options --instance-id ID "
-        "--http-endpoint enabled` (Terraform: metadata_options { http_endpoint = \"enabled\" })."
+        '--http-endpoint enabled` (Terraform: metadata_options { http_endpoint = "enabled" }).'
     )
 
 

@@ -1,0 +1,218 @@
+"""The ``imdscreds`` command; the only module that prints.
+
+Exit codes: 0 success; 1 credentials could not be had (or a check failed); 2 usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from imdscreds._version import __version__
+from imdscreds.config import IMDSConfig
+from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
+from imdscreds.errors import ConfigError, IMDSCredsError
+from imdscreds.imds import IMDSClient
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        code: int = args.run(args)
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except IMDSCredsError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imdscreds",
+        description="EC2 instance-role credentials: fetch them, serve them, diagnose them.",
+    )
+    parser.add_argument("--version", action="version", version=f"imdscreds {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log to stderr (-vv for debug)"
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    creds = commands.add_parser(
+        "credentials",
+        help="fetch the instance role's credentials once and print them",
+        description="Fetch the instance role's credentials once and print them. On a terminal the "
+        "secret key and session token are masked; piped (credential_process, eval) they are not.",
+    )
+    creds.add_argument(
+        "--format",
+        choices=("credential-process", "env", "json"),
+        default="credential-process",
+        help="credential-process: the AWS CLI's credential_process JSON (default); env: shell "
+        "export lines; json: everything imdscreds knows",
+    )
+    creds.add_argument(
+        "--reveal",
+        action="store_true",
+        help="print the secret key and token even on a terminal",
+    )
+    add_imds_arguments(creds)
+    creds.set_defaults(run=_credentials)
+
+    demo = commands.add_parser(
+        "demo",
+        help="start a fake IMDS in-process and fetch through it (no EC2 needed)",
+    )
+    demo.set_defaults(run=_demo)
+
+    fake = commands.add_parser(
+        "fake-imds",
+        help="run imdscreds' fake IMDS on loopback, for tests and demos",
+    )
+    fake.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free)")
+    fake.add_argument("--scenario", default="healthy", help="what the fake IMDS emulates")
+    fake.set_defaults(run=_fake_imds)
+    return parser
+
+
+def add_imds_arguments(parser: argparse.ArgumentParser) -> None:
+    """The IMDS settings every command that talks to IMDS takes."""
+    parser.add_argument(
+        "--endpoint", help="IMDS base URL (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, or IMDS)"
+    )
+    parser.add_argument("--timeout", help="seconds per attempt (default 1)")
+    parser.add_argument("--attempts", help="attempts per request (default 3)")
+    parser.add_argument("--role-name", help="skip role discovery and use this role")
+
+
+def config_from_args(args: argparse.Namespace) -> IMDSConfig:
+    """Resolve the IMDS configuration, command-line arguments first."""
+    return IMDSConfig.resolve(
+        endpoint=args.endpoint,
+        timeout=args.timeout,
+        attempts=args.attempts,
+        instance_profile_name=args.role_name,
+    )
+
+
+def mask(secret: str) -> str:
+    """Stand-in for a secret in output meant for people: its length, none of its characters."""
+    return f"<hidden, {len(secret)} characters>"
+
+
+def _credentials(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    with IMDSClient(config) as client:
+        credentials = RoleCredentialsFetcher(client).fetch()
+    hide = sys.stdout.isatty() and not args.reveal
+    print(render_credentials(credentials, args.format, hide=hide))
+    if hide:
+        _note("secret key and session token masked on a terminal; pipe the output or add --reveal")
+    return EXIT_OK
+
+
+def render_credentials(credentials: RoleCredentials, fmt: str, *, hide: bool) -> str:
+    """Credentials in one of the ``credentials`` command's formats."""
+    secret = mask(credentials.secret_access_key) if hide else credentials.secret_access_key
+    token = mask(credentials.token) if hide else credentials.token
+    document = credentials.to_credential_process()
+    document.update(SecretAccessKey=secret, SessionToken=token)
+    if fmt == "credential-process":
+        return json.dumps(document, indent=2)
+    if fmt == "env":
+        pairs = {
+            "AWS_ACCESS_KEY_ID": credentials.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_SESSION_TOKEN": token,
+            "AWS_CREDENTIAL_EXPIRATION": document["Expiration"],
+        }
+        return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in pairs.items())
+    document.update(
+        RoleName=credentials.role_name,
+        AccountId=credentials.account_id,
+        LastUpdated=None
+        if credentials.last_updated is None
+        else credentials.last_updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    return json.dumps(document, indent=2)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from imdscreds.testing import FakeIMDS
+
+    out = sys.stdout
+    with FakeIMDS() as imds:
+        _say(out, f"Started a fake IMDS at {imds.endpoint} (role {imds.role_name!r}).")
+        config = IMDSConfig.resolve(endpoint=imds.endpoint, environ={})
+        with IMDSClient(config) as client:
+            fetcher = RoleCredentialsFetcher(client)
+            credentials = fetcher.fetch()
+            cold = imds.count()
+            _say(out, f"Cold fetch: {cold} requests to IMDS:")
+            for (method, path), count in sorted(imds.requests.items()):
+                _say(out, f"  {count} x {method} {path}")
+            imds.reset_counts()
+            fetcher.fetch()
+            _say(out, f"Second fetch: {imds.count()} request (token and role name cached).")
+        _say(out, "Credentials (secrets masked):")
+        _say(out, render_credentials(credentials, "json", hide=True))
+    _say(out, "Run `imdscreds credentials` on an EC2 instance for the real thing.")
+    return EXIT_OK
+
+
+def _fake_imds(args: argparse.Namespace) -> int:
+    from imdscreds.testing import FakeIMDS
+
+    try:
+        imds = FakeIMDS(port=args.port, scenario=args.scenario)
+    except ValueError as exc:
+        raise ConfigError(f"--scenario: {exc}") from None
+    with imds:
+        _say(sys.stdout, f"fake IMDS ({args.scenario}) listening on {imds.endpoint}")
+        _say(sys.stdout, f"export AWS_EC2_METADATA_SERVICE_ENDPOINT={imds.endpoint}")
+        sys.stdout.flush()
+        imds.wait()
+    return EXIT_OK
+
+
+def _say(out: TextIO, line: str) -> None:
+    print(line, file=out)
+
+
+def _note(line: str) -> None:
+    print(f"imdscreds: {line}", file=sys.stderr)
+
+
+def _error(message: str) -> None:
+    print(f"imdscreds: error: {message}", file=sys.stderr)
+
+
+def _setup_logging(verbosity: int) -> None:
+    if verbosity:
+        logging.basicConfig(
+            level=logging.DEBUG if verbosity > 1 else logging.INFO,
+            format="imdscreds: %(levelname)s %(message)s",
+            stream=sys.stderr,
+        )
+    else:
+        # WARNINGs (the hop-limit fallback, serving stale credentials) still reach the user.
+        logging.basicConfig(
+            level=logging.WARNING, format="imdscreds: %(message)s", stream=sys.stderr
+        )
