@@ -250,6 +250,12 @@ def _load_profile(
     return path, name, section if isinstance(section, dict) else {}
 
 
+def _env_given(env: Mapping[str, str], var: str, name: str) -> bool:
+    # An empty variable counts as unset, as in the SDKs (`FOO= cmd`, compose files with blanks);
+    # only a blank role name is an error: it can only be a mistake.
+    return var in env and (env[var] != "" or name == "instance_profile_name")
+
+
 @dataclass(frozen=True, kw_only=True)
 class IMDSConfig:
     """Resolved IMDS settings; build with :meth:`resolve`. ``sources`` says where each came from."""
@@ -327,7 +333,7 @@ class IMDSConfig:
         for name, setting in _SETTINGS.items():
             if arguments[name] is not None:
                 label, raw, source = name, arguments[name], "argument"
-            elif setting.env_var is not None and setting.env_var in env:
+            elif setting.env_var is not None and _env_given(env, setting.env_var, name):
                 label, raw, source = setting.env_var, env[setting.env_var], f"env {setting.env_var}"
             elif setting.config_key is not None and setting.config_key in section:
                 label, raw = setting.config_key, section[setting.config_key]

@@ -195,7 +195,12 @@ def test_endpoint_from_mode_records_where_the_mode_came_from(tmp_path: Path) -> 
     )
 
 
-@pytest.mark.parametrize(("name", "raw", "valid"), BAD_VALUES, ids=BAD_IDS)
+# An empty variable is "unset" (as in the SDKs), except a role name, where blank is an error.
+BAD_IN_ENV = [row for row in BAD_VALUES if row[1] != "" or row[0] == "instance_profile_name"]
+BAD_IN_ENV_IDS = [f"{name}={value!r}" for name, value, _ in BAD_IN_ENV]
+
+
+@pytest.mark.parametrize(("name", "raw", "valid"), BAD_IN_ENV, ids=BAD_IN_ENV_IDS)
 def test_bad_value_from_environment_names_setting_value_source_and_valid_set(
     tmp_path: Path, name: str, raw: str, valid: str
 ) -> None:
@@ -209,6 +214,18 @@ def test_bad_value_from_environment_names_setting_value_source_and_valid_set(
     assert valid in message
     assert raised.value.setting == env_var
     assert raised.value.source == f"env {env_var}"
+
+
+@pytest.mark.parametrize(
+    ("name", "env_var"),
+    [(row[0], row[1]) for row in SETTINGS if row[0] != "instance_profile_name"],
+)
+def test_empty_environment_variable_counts_as_unset(
+    tmp_path: Path, name: str, env_var: str
+) -> None:
+    config = resolve(tmp_path, {env_var: ""})
+    assert config.source_of(name) != f"env {env_var}"
+    assert getattr(config, name) == getattr(resolve(tmp_path), name)
 
 
 @pytest.mark.parametrize(("name", "raw", "valid"), BAD_IN_FILE, ids=BAD_IN_FILE_IDS)
