@@ -1,0 +1,579 @@
+"""The refresh engine: hands out role credentials, refreshing them ahead of expiry.
+
+Independent of IMDS: it calls a ``fetch`` function and reads time through the clock seam. The rules
+(DESIGN.md §4):
+
+- The caller's path reads one immutable snapshot without a lock: the credentials and a deadline on
+  the monotonic clock, both computed once per fetch. One float compare decides; no datetime.
+- Advisory window (15 min before expiry, plus up to 5 min of jitter so a fleet does not refresh in
+  step): the first caller past the deadline refreshes, everyone else returns the current credentials
+  at once. A failure is logged, never raised; the next attempt waits a jittered backoff.
+- Mandatory window (1 min before expiry): callers wait for the one refresh in flight and re-read the
+  snapshot after it (single flight: N threads, one fetch) -- unless the last attempt failed, since
+  waiting on an IMDS that is down only turns an outage into latency.
+- IMDS handing back the credentials it gave last time (it promises new ones only 5 min before
+  expiry) is answered with backoff, never a hot loop.
+- Static stability: when IMDS is down, or hands out credentials that have already expired, keep
+  serving the last credentials past their expiry, in extensions of 5-15 min (jittered), with one
+  WARNING per outage, and poll IMDS with bounded backoff instead of on every call. A caller sees an
+  exception only when there never were credentials.
+- An optional daemon thread refreshes at the advisory point, so callers never wait.
+- Fork safety: in a child process the lock is new (a parent thread may have held the old one at
+  fork time) and the parent's prefetch thread, which does not exist in the child, is forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from imdscreds.clock import SYSTEM_CLOCK, Clock, SystemClock
+from imdscreds.credentials import RoleCredentials
+from imdscreds.errors import ConfigError
+
+__all__ = ["RefreshPolicy", "RefreshingCredentials"]
+
+log = logging.getLogger("imdscreds.refresh")
+
+# IMDS issues role credentials for at most 6 hours; a longer window would refresh on every attempt.
+_MAX_LIFETIME = 21600.0
+# How long the prefetch thread sleeps between looks at a clock other than the system clock: such a
+# clock (a test's) moves without notice, so the thread looks often. On the system clock the thread
+# sleeps until its deadline, waking at least once a minute in case the host was suspended.
+_FAKE_CLOCK_POLL = 0.005
+_SYSTEM_CLOCK_POLL = 60.0
+
+
+def _invalid(setting: str, value: object, valid: str) -> ConfigError:
+    return ConfigError(
+        f"`{value!r}` is not a valid {setting} (from argument); {valid}.",
+        setting=setting,
+        source="argument",
+        hint=f"Pass a valid {setting} to RefreshPolicy.",
+    )
+
+
+def _seconds(setting: str, value: object, low: float, high: float, valid: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise _invalid(setting, value, valid)
+    return float(value)
+
+
+def _seconds_range(setting: str, value: object, low: float, high: float) -> tuple[float, float]:
+    valid = f"expected (shortest, longest) seconds with {low:g} <= shortest <= longest <= {high:g}"
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise _invalid(setting, value, valid)
+    shortest = _seconds(setting, value[0], low, high, valid)
+    longest = _seconds(setting, value[1], shortest, high, valid)
+    return shortest, longest
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefreshPolicy:
+    """When to refresh, how to back off, how long to serve expired credentials; checked when built.
+
+    All values are seconds.
+    """
+
+    advisory_window: float = 900.0
+    """Refresh this long before expiry, without making anyone wait (0 < x <= 21600)."""
+    mandatory_window: float = 60.0
+    """This close to expiry callers wait for the refresh (0 <= x < advisory_window)."""
+    advisory_jitter: float = 300.0
+    """Start the advisory window up to this much earlier, at random (0 <= x <= advisory_window)."""
+    retry_backoff: tuple[float, float] = (10.0, 300.0)
+    """First and longest wait between attempts that brought no new credentials (1 .. 3600)."""
+    stale_extension: tuple[float, float] = (300.0, 900.0)
+    """Shortest and longest extension of expired credentials while IMDS is down (1 .. 3600)."""
+    prefetch: bool = False
+    """Refresh in a daemon thread, so that no caller ever waits after the first fetch."""
+
+    def __post_init__(self) -> None:
+        advisory = _seconds(
+            "advisory_window",
+            self.advisory_window,
+            math.ulp(0.0),
+            _MAX_LIFETIME,
+            f"expected seconds above 0 and at most {_MAX_LIFETIME:g} (IMDS credentials live 6 h)",
+        )
+        mandatory = _seconds(
+            "mandatory_window",
+            self.mandatory_window,
+            0.0,
+            _MAX_LIFETIME,
+            "expected seconds from 0 up to, not including, advisory_window",
+        )
+        if mandatory >= advisory:
+            raise _invalid(
+                "mandatory_window",
+                self.mandatory_window,
+                f"expected seconds from 0 up to, not including, advisory_window ({advisory:g})",
+            )
+        jitter = _seconds(
+            "advisory_jitter",
+            self.advisory_jitter,
+            0.0,
+            advisory,
+            f"expected seconds from 0 to advisory_window ({advisory:g})",
+        )
+        if not isinstance(self.prefetch, bool):
+            raise _invalid("prefetch", self.prefetch, "expected True or False")
+        object.__setattr__(self, "advisory_window", advisory)
+        object.__setattr__(self, "mandatory_window", mandatory)
+        object.__setattr__(self, "advisory_jitter", jitter)
+        backoff = _seconds_range("retry_backoff", self.retry_backoff, 1.0, 3600.0)
+        object.__setattr__(self, "retry_backoff", backoff)
+        stale = _seconds_range("stale_extension", self.stale_extension, 1.0, 3600.0)
+        object.__setattr__(self, "stale_extension", stale)
+
+
+DEFAULT_POLICY = RefreshPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """What callers read without a lock; replaced whole, never changed. Times are monotonic."""
+
+    credentials: RoleCredentials
+    refresh_at: float  # callers leave the lock-free path from here on
+    attempt_at: float  # the next fetch is due (the prefetch thread's deadline)
+    mandatory_at: float  # from here on callers wait for the refresh, unless the last one failed
+    expires_at: float  # the credentials' expiration
+    usable_until: float  # expires_at, or the end of the current extension while IMDS is down
+    retries: int  # attempts since the last fresh credentials: the backoff exponent
+    failing: bool  # the last attempt failed
+
+
+class RefreshingCredentials:
+    """Role credentials that refresh themselves ahead of expiry; one instance serves every thread.
+
+    ``fetch`` returns fresh :class:`RoleCredentials` or raises; it is called by one thread at a time.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], RoleCredentials],
+        *,
+        policy: RefreshPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not callable(fetch):
+            raise TypeError(f"fetch must be a callable returning RoleCredentials, not {fetch!r}")
+        if policy is not None and not isinstance(policy, RefreshPolicy):
+            raise TypeError(f"policy must be a RefreshPolicy, not {policy!r}")
+        self.policy = DEFAULT_POLICY if policy is None else policy
+        self._fetch = fetch
+        self._clock = clock
+        # SystemClock.monotonic is time.monotonic behind a Python frame; calling the C function
+        # directly takes a third off the hot path.
+        self._monotonic: Callable[[], float] = (
+            time.monotonic if type(clock) is SystemClock else clock.monotonic
+        )
+        self._poll = _SYSTEM_CLOCK_POLL if type(clock) is SystemClock else _FAKE_CLOCK_POLL
+        self._own_rng = rng is None
+        self._rng = random.Random() if rng is None else rng
+        self._snapshot: _Snapshot | None = None
+        self._lock = threading.Lock()
+        # Guarded by _lock:
+        self._attempts = 0  # completed fetch attempts; waiters compare it to share an outcome
+        self._first_error: Exception | None = (
+            None  # why the last attempt without credentials failed
+        )
+        self._warned = False  # this outage's one WARNING is out
+        self._closed = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        _INSTANCES.add(self)
+
+    def __repr__(self) -> str:
+        snap = self._snapshot
+        if snap is None:
+            return "RefreshingCredentials(no credentials yet)"
+        left = snap.expires_at - self._monotonic()
+        return (
+            f"RefreshingCredentials(access_key_id={snap.credentials.access_key_id!r}, "
+            f"role_name={snap.credentials.role_name!r}, expires_in={left:.0f}s, "
+            f"prefetch={self._thread is not None})"
+        )
+
+    # -- the caller's path ---------------------------------------------------------------------
+
+    def get(self) -> RoleCredentials:
+        """The current credentials, refreshed first when due; raises only if there never were any."""
+        snap = self._snapshot
+        if snap is not None and self._monotonic() < snap.refresh_at:
+            return snap.credentials
+        return self._get_slow()
+
+    def peek(self) -> RoleCredentials | None:
+        """The credentials being served, without refreshing; None before the first fetch."""
+        snap = self._snapshot
+        return None if snap is None else snap.credentials
+
+    def expires_in(self) -> float | None:
+        """Seconds until the served credentials expire (negative while serving expired ones)."""
+        snap = self._snapshot
+        return None if snap is None else snap.expires_at - self._monotonic()
+
+    def usable_for(self) -> float | None:
+        """Seconds the served credentials stay in use: to expiry, or while IMDS is down to the end
+        of their current extension."""
+        snap = self._snapshot
+        return None if snap is None else snap.usable_until - self._monotonic()
+
+    def refresh_due(self) -> bool:
+        """Whether the next :meth:`get` leaves the lock-free path to refresh (or to try to)."""
+        snap = self._snapshot
+        return snap is None or self._monotonic() >= snap.refresh_at
+
+    def close(self) -> None:
+        """Stop the prefetch thread; :meth:`get` keeps working, refreshing in the caller's thread."""
+        with self._lock:
+            self._closed = True
+            self._stop.set()
+            thread, self._thread = self._thread, None
+            self._callers_take_over()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+
+    def __enter__(self) -> RefreshingCredentials:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _get_slow(self) -> RoleCredentials:
+        attempts = self._attempts
+        lock = self._lock
+        if lock.acquire(blocking=False):
+            try:
+                return self._refresh_locked(background=False)
+            finally:
+                lock.release()
+        snap = self._snapshot
+        if snap is not None and not self._must_wait(snap):
+            return snap.credentials  # someone else is refreshing; ours are still good to use
+        with lock:
+            if self._attempts != attempts:
+                # The refresh in flight ended while we waited: its outcome is ours (single flight).
+                snap = self._snapshot
+                if snap is not None:
+                    return snap.credentials
+                assert self._first_error is not None
+                raise self._first_error
+            return self._refresh_locked(background=False)
+
+    def _must_wait(self, snap: _Snapshot) -> bool:
+        return not snap.failing and self._monotonic() >= snap.mandatory_at
+
+    # -- refreshing (all under _lock) ----------------------------------------------------------
+
+    def _refresh_locked(self, *, background: bool) -> RoleCredentials:
+        snap = self._snapshot
+        if snap is not None:
+            due = snap.attempt_at if background else snap.refresh_at
+            if self._monotonic() < due:
+                return snap.credentials  # refreshed while we were getting the lock
+        return self._attempt(snap)
+
+    def _attempt(self, prev: _Snapshot | None) -> RoleCredentials:
+        try:
+            fresh = self._fetch()
+        # A refresh must never take down a caller that holds usable credentials, whatever the
+        # fetch raised; without credentials the error is the caller's, with its hint.
+        except Exception as exc:
+            self._attempts += 1
+            if prev is None:
+                self._first_error = exc
+                raise
+            return self._serve_last(prev, self._monotonic(), _describe(exc), None)
+        self._attempts += 1
+        self._first_error = None
+        now = self._monotonic()
+        # The one wall-clock read per fetch: from here on the deadlines are monotonic.
+        left = (fresh.expiration - self._clock.now()).total_seconds()
+        if left <= 0:
+            why = (
+                f"IMDS handed out credentials that expired at {_when(fresh)}; "
+                "is this host's clock right?"
+            )
+            return self._serve_last(prev, now, why, (fresh, now + left))
+        if prev is not None and _same(fresh, prev.credentials):
+            return self._not_rotated(prev, now)
+        self._publish_fresh(prev, fresh, now, now + left)
+        return fresh
+
+    def _publish_fresh(
+        self, prev: _Snapshot | None, fresh: RoleCredentials, now: float, expires_at: float
+    ) -> None:
+        policy = self.policy
+        mandatory_at = expires_at - policy.mandatory_window
+        advisory_at = (
+            expires_at - policy.advisory_window - self._rng.uniform(0.0, policy.advisory_jitter)
+        )
+        if advisory_at > now:
+            attempt_at = advisory_at
+        else:
+            # Credentials issued with less than the advisory window left: look again after a
+            # backoff rather than on the very next call.
+            attempt_at = self._next_attempt(now, 1, mandatory_at, expires_at)
+        if prev is not None and prev.failing:
+            log.info(
+                "IMDS is answering again: fresh credentials (access key %s) expire at %s.",
+                fresh.access_key_id,
+                _when(fresh),
+            )
+        else:
+            log.debug(
+                "Fetched credentials (access key %s, role %s) that expire at %s; next refresh in "
+                "%.0f s.",
+                fresh.access_key_id,
+                fresh.role_name,
+                _when(fresh),
+                attempt_at - now,
+            )
+        self._warned = False
+        self._start_prefetch()
+        self._publish(
+            fresh,
+            attempt_at=attempt_at,
+            mandatory_at=mandatory_at,
+            expires_at=expires_at,
+            usable_until=expires_at,
+            retries=0,
+            failing=False,
+        )
+
+    def _not_rotated(self, prev: _Snapshot, now: float) -> RoleCredentials:
+        retries = prev.retries + 1
+        attempt_at = self._next_attempt(now, retries, prev.mandatory_at, prev.expires_at)
+        log.debug(
+            "IMDS handed back the same credentials (access key %s, expiring at %s); looking again "
+            "in %.0f s.",
+            prev.credentials.access_key_id,
+            _when(prev.credentials),
+            attempt_at - now,
+        )
+        self._publish(
+            prev.credentials,
+            attempt_at=attempt_at,
+            mandatory_at=prev.mandatory_at,
+            expires_at=prev.expires_at,
+            usable_until=prev.expires_at,
+            retries=retries,
+            failing=False,
+        )
+        return prev.credentials
+
+    def _serve_last(
+        self,
+        prev: _Snapshot | None,
+        now: float,
+        why: str,
+        expired: tuple[RoleCredentials, float] | None,
+    ) -> RoleCredentials:
+        """After an attempt that brought no usable credentials: keep serving what we have."""
+        if prev is None:
+            assert expired is not None
+            credentials, expires_at = expired
+            mandatory_at, retries, extended_until = expires_at, 1, -math.inf
+        else:
+            credentials, expires_at = prev.credentials, prev.expires_at
+            mandatory_at, retries = prev.mandatory_at, prev.retries + 1
+            extended_until = prev.usable_until if prev.expires_at <= now else -math.inf
+            if expired is not None and expired[0].expiration > credentials.expiration:
+                credentials, expires_at = expired
+        if now < expires_at:
+            attempt_at = self._next_attempt(now, retries, mandatory_at, expires_at)
+            level = logging.DEBUG if prev is not None and prev.failing else logging.INFO
+            log.log(
+                level,
+                "Refreshing credentials failed: %s Still serving credentials (access key %s) "
+                "valid until %s; trying again in %.0f s.",
+                why,
+                credentials.access_key_id,
+                _when(credentials),
+                attempt_at - now,
+            )
+            self._publish(
+                credentials,
+                attempt_at=attempt_at,
+                mandatory_at=mandatory_at,
+                expires_at=expires_at,
+                usable_until=expires_at,
+                retries=retries,
+                failing=True,
+            )
+            return credentials
+        # Static stability: expired credentials beat no credentials while IMDS cannot give new
+        # ones (AWS may still accept them for a while, or this host's clock is wrong).
+        usable_until = extended_until
+        if now >= usable_until:
+            usable_until = now + self._rng.uniform(*self.policy.stale_extension)
+        attempt_at = min(now + self._backoff(retries), usable_until)
+        level = logging.DEBUG if self._warned else logging.WARNING
+        self._warned = True
+        log.log(
+            level,
+            "IMDS unavailable: %s Serving credentials (access key %s) that expired at %s for up "
+            "to %.0f min more, retrying IMDS with backoff (at most %.0f s apart).",
+            why,
+            credentials.access_key_id,
+            _when(credentials),
+            (usable_until - now) / 60,
+            self.policy.retry_backoff[1],
+        )
+        self._publish(
+            credentials,
+            attempt_at=attempt_at,
+            mandatory_at=mandatory_at,
+            expires_at=expires_at,
+            usable_until=usable_until,
+            retries=retries,
+            failing=True,
+        )
+        return credentials
+
+    def _next_attempt(
+        self, now: float, retries: int, mandatory_at: float, expires_at: float
+    ) -> float:
+        at = now + self._backoff(retries)
+        # Never let a backoff skip the start of the mandatory window or the expiry itself: each
+        # changes what callers do, so each gets an attempt on time.
+        if now < mandatory_at:
+            return min(at, mandatory_at)
+        if now < expires_at:
+            return min(at, expires_at)
+        return at
+
+    def _backoff(self, retries: int) -> float:
+        first, longest = self.policy.retry_backoff
+        ceiling = min(longest, first * 2.0 ** min(retries - 1, 32))
+        # "Equal jitter": at least half the ceiling, so retries never bunch up near zero.
+        return ceiling / 2 + self._rng.uniform(0.0, ceiling / 2)
+
+    def _publish(
+        self,
+        credentials: RoleCredentials,
+        *,
+        attempt_at: float,
+        mandatory_at: float,
+        expires_at: float,
+        usable_until: float,
+        retries: int,
+        failing: bool,
+    ) -> None:
+        refresh_at = attempt_at
+        if self._thread is not None:
+            # The prefetch thread keeps attempt_at; callers step in only as a backstop, at the
+            # mandatory window, or at the end of an extension if IMDS stays down.
+            backstop = usable_until if expires_at <= self._monotonic() else mandatory_at
+            refresh_at = max(attempt_at, backstop)
+        self._snapshot = _Snapshot(
+            credentials,
+            refresh_at,
+            attempt_at,
+            mandatory_at,
+            expires_at,
+            usable_until,
+            retries,
+            failing,
+        )
+
+    def _callers_take_over(self) -> None:
+        snap = self._snapshot
+        if snap is not None:
+            self._snapshot = replace(snap, refresh_at=snap.attempt_at)
+
+    # -- prefetch thread -------------------------------------------------------------------------
+
+    def _start_prefetch(self) -> None:
+        if not self.policy.prefetch or self._closed or self._thread is not None:
+            return
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=_prefetch_loop,
+            args=(weakref.ref(self), self._stop),
+            name="imdscreds-prefetch",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _prefetch_once(self) -> float:
+        """Refresh if due; return how long to sleep before looking again."""
+        snap = self._snapshot
+        if snap is not None and self._monotonic() < snap.attempt_at:
+            return min(snap.attempt_at - self._monotonic(), self._poll)
+        with self._lock:
+            if not self._stop.is_set():
+                self._refresh_locked(background=True)
+        return 0.0
+
+    # -- fork ----------------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        # Another parent thread may have held the lock at fork time; in the child nobody ever
+        # releases it. The prefetch thread was not copied either: callers refresh until the
+        # child's next successful fetch starts a thread of its own.
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+        if self._own_rng:
+            self._rng.seed()  # or every worker of a pre-fork server jitters in step
+        self._callers_take_over()
+
+
+def _prefetch_loop(ref: weakref.ref[RefreshingCredentials], stop: threading.Event) -> None:
+    # Holds the engine only weakly between looks, so dropping it (without close()) ends the thread.
+    while not stop.is_set():
+        engine = ref()
+        if engine is None:
+            return
+        try:
+            wait = engine._prefetch_once()
+        except Exception:  # the thread must outlive any one failed refresh
+            log.debug("Background refresh failed.", exc_info=True)
+            wait = engine._poll
+        del engine
+        if wait > 0:
+            stop.wait(wait)
+
+
+def _same(a: RoleCredentials, b: RoleCredentials) -> bool:
+    return a.access_key_id == b.access_key_id and a.expiration == b.expiration
+
+
+def _when(credentials: RoleCredentials) -> str:
+    return credentials.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _describe(exc: Exception) -> str:
+    # Our errors carry their hint and never a secret; anything else is named by its type.
+    text = str(exc).strip()
+    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return described if described.endswith(".") else described + "."
+
+
+_INSTANCES: weakref.WeakSet[RefreshingCredentials] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for engine in list(_INSTANCES):
+        engine._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
