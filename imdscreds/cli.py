@@ -204,15 +204,24 @@ def _error(message: str) -> None:
     print(f"imdscreds: error: {message}", file=sys.stderr)
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
 def _setup_logging(verbosity: int) -> None:
-    if verbosity:
-        logging.basicConfig(
-            level=logging.DEBUG if verbosity > 1 else logging.INFO,
-            format="imdscreds: %(levelname)s %(message)s",
-            stream=sys.stderr,
-        )
-    else:
-        # WARNINGs (the hop-limit fallback, serving stale credentials) still reach the user.
-        logging.basicConfig(
-            level=logging.WARNING, format="imdscreds: %(message)s", stream=sys.stderr
-        )
+    # Only imdscreds' own logger: WARNINGs (the hop-limit fallback, serving stale credentials)
+    # reach the user by default; -v adds INFO, -vv DEBUG. One handler however often main() runs.
+    logger = logging.getLogger("imdscreds")
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("imdscreds: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(
+        logging.DEBUG if verbosity > 1 else logging.INFO if verbosity else logging.WARNING
+    )
