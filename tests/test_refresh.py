@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -81,7 +82,7 @@ def imds(clock: FakeClock) -> StubIMDS:
 
 
 def engine(
-    imds: Callable[[], RoleCredentials], clock: FakeClock, seed: int = 7, **policy: object
+    imds: Callable[[], RoleCredentials], clock: FakeClock, seed: int = 7, **policy: Any
 ) -> RefreshingCredentials:
     return RefreshingCredentials(
         imds, policy=RefreshPolicy(**policy), clock=clock, rng=random.Random(seed)

@@ -1,0 +1,359 @@
+"""botocore glue: a credential provider for the instance role, and the helpers that install it.
+
+:class:`IMDSCredentialProvider` takes the place of botocore's own ``iam-role`` provider in a session's
+credential chain, under the same ``METHOD`` and ``CANONICAL_NAME``, so the chain's order is kept (env
+vars, shared files and container credentials still win) and a profile's ``credential_source =
+Ec2InstanceMetadata`` finds it too. What it loads is a botocore ``RefreshableCredentials`` in every
+way botocore and boto3 look at one, but its ``get_frozen_credentials()`` -- called by the signer on
+every request -- is the refresh engine's lock-free read instead of botocore's ``datetime.now(tzlocal())``
+and expiry arithmetic.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import botocore.credentials  # type: ignore[import-untyped,unused-ignore]
+import botocore.session  # type: ignore[import-untyped,unused-ignore]
+
+from imdscreds.clock import SYSTEM_CLOCK, Clock
+from imdscreds.config import IMDSConfig
+from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
+from imdscreds.errors import IMDSUnreachableError, MetadataDisabledError, NoInstanceProfileError
+from imdscreds.imds import IMDSClient
+from imdscreds.refresh import RefreshingCredentials, RefreshPolicy
+
+try:  # botocore >= 1.36 counts credential sources in the User-Agent; older versions do not
+    from botocore.useragent import (  # type: ignore[import-untyped,unused-ignore]
+        register_feature_id as _register_feature_id,
+    )
+except ImportError:  # pragma: no cover - depends on the installed botocore
+    _register_feature_id = None
+
+__all__ = [
+    "IMDSCredentialProvider",
+    "IMDSRefreshableCredentials",
+    "boto3_session",
+    "install",
+]
+
+log = logging.getLogger("imdscreds.provider")
+
+METHOD = "iam-role"
+CANONICAL_NAME = "Ec2InstanceMetadata"
+# What the provider answers with None, so botocore's chain goes on (and ends in its usual
+# NoCredentialsError): no instance role here. Anything else is a misconfiguration worth its hint.
+_NO_ROLE_HERE = (NoInstanceProfileError, IMDSUnreachableError, MetadataDisabledError)
+_ReadOnlyCredentials = botocore.credentials.ReadOnlyCredentials
+# botocore added account_id to ReadOnlyCredentials in 1.36; the project supports older ones too.
+_WITH_ACCOUNT_ID = "account_id" in _ReadOnlyCredentials._fields
+
+
+def _read_only(credentials: RoleCredentials) -> Any:
+    if _WITH_ACCOUNT_ID:
+        return _ReadOnlyCredentials(
+            credentials.access_key_id,
+            credentials.secret_access_key,
+            credentials.token,
+            credentials.account_id,
+        )
+    return _ReadOnlyCredentials(
+        credentials.access_key_id, credentials.secret_access_key, credentials.token
+    )
+
+
+class IMDSRefreshableCredentials(botocore.credentials.RefreshableCredentials):  # type: ignore[misc]
+    """botocore ``RefreshableCredentials`` backed by a :class:`RefreshingCredentials` engine.
+
+    Every accessor botocore and boto3 use (``get_frozen_credentials()``, ``access_key``,
+    ``secret_key``, ``token``, ``account_id``, ``refresh_needed()``) reads the engine, which
+    refreshes ahead of expiry on its own; nothing here keeps a second copy of the expiry.
+    """
+
+    # botocore's __init__ is deliberately not called: it would set up an expiry time, a lock and a
+    # time fetcher of its own, all of which the engine replaces.
+    def __init__(self, engine: RefreshingCredentials, *, client: IMDSClient | None = None) -> None:
+        self.method = METHOD
+        self._engine = engine
+        self._client = client
+        # The bound method, looked up once: the hot path is one call into the engine.
+        self._get = engine.get
+        current = engine.get()
+        self._frozen: tuple[RoleCredentials, Any] = (current, _read_only(current))
+
+    def __repr__(self) -> str:
+        current = self._engine.peek()
+        left = self._engine.expires_in()
+        if current is None or left is None:  # pragma: no cover - built after the first fetch
+            return "IMDSRefreshableCredentials(no credentials yet)"
+        return (
+            f"IMDSRefreshableCredentials(method={self.method!r}, "
+            f"access_key_id={current.access_key_id!r}, role_name={current.role_name!r}, "
+            f"expires_in={left:.0f}s)"
+        )
+
+    @property
+    def engine(self) -> RefreshingCredentials:
+        """The refresh engine behind these credentials (``peek()``, ``expires_in()``, ...)."""
+        return self._engine
+
+    def get_frozen_credentials(self) -> Any:
+        """The current key, secret, token (and account id) as botocore's ``ReadOnlyCredentials``."""
+        current = self._get()
+        frozen = self._frozen
+        if frozen[0] is current:
+            return frozen[1]
+        # New credentials: build the tuple once and keep it. Two threads racing here build equal
+        # tuples; either one may stay.
+        fresh = _read_only(current)
+        self._frozen = (current, fresh)
+        return fresh
+
+    @property
+    def access_key(self) -> str:
+        """The access key id (prefer ``get_frozen_credentials()``: it cannot mix two sets)."""
+        return self._get().access_key_id
+
+    @property
+    def secret_key(self) -> str:
+        """The secret access key (prefer ``get_frozen_credentials()``)."""
+        return self._get().secret_access_key
+
+    @property
+    def token(self) -> str:
+        """The session token (prefer ``get_frozen_credentials()``)."""
+        return self._get().token
+
+    @property
+    def account_id(self) -> str | None:
+        """The account id, when IMDS's extended credentials endpoint gave one."""
+        return self._get().account_id
+
+    @property
+    def _expiry_time(self) -> Any:
+        # Kept for code that reads botocore's private attribute; the engine owns the deadline.
+        return self._get().expiration
+
+    def refresh_needed(self, refresh_in: float | None = None) -> bool:
+        """botocore's question: expire within ``refresh_in`` seconds? Default: is a refresh due?"""
+        if refresh_in is None:
+            return self._engine.refresh_due()
+        left = self._engine.expires_in()
+        return left is None or left < refresh_in
+
+    def _seconds_remaining(self) -> float:
+        left = self._engine.expires_in()
+        return 0.0 if left is None else left
+
+    def _is_expired(self) -> bool:
+        return self.refresh_needed(0)
+
+    def _refresh(self) -> None:
+        self._get()
+
+    def _protected_refresh(self, is_mandatory: bool) -> None:
+        self._get()
+
+    def _normalize(self) -> None:
+        """IMDS's values are already ``str``; botocore's normalisation has nothing to do."""
+
+    @classmethod
+    def create_from_metadata(cls, *args: object, **kwargs: object) -> Any:
+        raise TypeError(
+            "IMDSRefreshableCredentials come from IMDSCredentialProvider.load(), not from metadata."
+        )
+
+    def close(self) -> None:
+        """Stop the prefetch thread, if any, and close the IMDS connection."""
+        self._engine.close()
+        if self._client is not None:
+            self._client.close()
+
+
+class IMDSCredentialProvider(botocore.credentials.CredentialProvider):  # type: ignore[misc]
+    """The instance role's credentials for botocore: IMDSv2, refreshed ahead of expiry.
+
+    ``config`` is resolved at the first :meth:`load` when not given (from the environment and the
+    session's profile, see :class:`IMDSConfig`); ``policy`` is checked here, eagerly.
+    """
+
+    METHOD = METHOD
+    CANONICAL_NAME = CANONICAL_NAME
+
+    def __init__(
+        self,
+        config: IMDSConfig | None = None,
+        *,
+        policy: RefreshPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+        session: Any = None,
+    ) -> None:
+        super().__init__(session=session)
+        if config is not None and not isinstance(config, IMDSConfig):
+            raise TypeError(f"config must be an IMDSConfig, not {config!r}")
+        if policy is not None and not isinstance(policy, RefreshPolicy):
+            raise TypeError(f"policy must be a RefreshPolicy, not {policy!r}")
+        self.config = config
+        self.policy = RefreshPolicy() if policy is None else policy
+        self._clock = clock
+        self._rng = rng
+        self._credentials: IMDSRefreshableCredentials | None = None
+
+    def __repr__(self) -> str:
+        where = "not resolved yet" if self.config is None else self.config.endpoint
+        return f"IMDSCredentialProvider(endpoint={where!r}, loaded={self._credentials is not None})"
+
+    def load(self) -> IMDSRefreshableCredentials | None:
+        """The instance role's credentials, or None when there is no instance role here.
+
+        Raises our error, with its hint, for anything else: a trust policy that does not let EC2
+        assume the role, a setting that is invalid, a token IMDS will not give.
+        """
+        if self._credentials is not None:
+            return self._credentials  # every session sharing this provider shares one engine
+        config = self._resolve_config()
+        if config.disabled:
+            log.debug("IMDS is disabled (%s); no instance role credentials.", config.sources)
+            return None
+        client = IMDSClient(config, clock=self._clock)
+        engine = RefreshingCredentials(
+            RoleCredentialsFetcher(client).fetch,
+            policy=self.policy,
+            clock=self._clock,
+            rng=self._rng,
+        )
+        try:
+            credentials = IMDSRefreshableCredentials(engine, client=client)
+        except _NO_ROLE_HERE as exc:
+            client.close()
+            log.debug("No instance role credentials: %s", exc)
+            return None
+        except BaseException:
+            client.close()
+            raise
+        if _register_feature_id is not None:
+            _register_feature_id("CREDENTIALS_IMDS")
+        role = engine.peek()
+        log.info("Found credentials from the instance role %s.", role.role_name if role else "?")
+        self._credentials = credentials
+        return credentials
+
+    def _resolve_config(self) -> IMDSConfig:
+        if self.config is not None:
+            return self.config
+        profile = config_file = None
+        if self.session is not None:
+            # The session's profile (boto3.Session(profile_name=...) or AWS_PROFILE) selects the
+            # ~/.aws/config section, as it does for botocore's own IMDS settings.
+            profile = self.session.get_config_variable("profile")
+            config_file = self.session.instance_variables().get("config_file")
+        self.config = IMDSConfig.resolve(profile=profile, config_file=config_file)
+        return self.config
+
+
+def install(
+    session: Any = None,
+    *,
+    config: IMDSConfig | None = None,
+    policy: RefreshPolicy | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> IMDSCredentialProvider:
+    """Put an :class:`IMDSCredentialProvider` in ``session``'s credential chain, for ``iam-role``.
+
+    ``session`` is a botocore or a boto3 ``Session``; None means boto3's default session (the one
+    ``boto3.client()`` uses). Call it before the session loads credentials (before the first
+    client): a session keeps the credentials it has loaded.
+    """
+    core = _botocore_session(session)
+    provider = IMDSCredentialProvider(config, policy=policy, clock=clock, session=core)
+    resolver = core.get_component("credential_provider")
+    providers = getattr(resolver, "providers", None)
+    if not isinstance(providers, list):
+        raise TypeError(
+            f"The session's credential_provider component is {resolver!r}, not botocore's "
+            "CredentialResolver; imdscreds.install() cannot add to it."
+        )
+    for index, existing in enumerate(providers):
+        if getattr(existing, "METHOD", None) == METHOD:
+            providers[index] = provider
+            break
+    else:
+        # Someone took iam-role out of the chain; install() is an explicit request to have it.
+        providers.append(provider)
+    _source_credentials_from(providers, provider)
+    return provider
+
+
+def _source_credentials_from(providers: list[Any], provider: IMDSCredentialProvider) -> None:
+    """Make ``credential_source = Ec2InstanceMetadata`` in a profile use ``provider`` too.
+
+    botocore's AssumeRoleProvider looks the source up by CANONICAL_NAME in a list of its own (in
+    its CanonicalNameCredentialSourcer), not in the resolver's chain, and offers no public way to
+    change it; so that list is edited in place. If botocore ever moves it, profiles with
+    credential_source keep botocore's own IMDS provider, and this says so in the DEBUG log.
+    """
+    found = False
+    for candidate in providers:
+        sourcer = getattr(candidate, "_credential_sourcer", None)
+        sources = getattr(sourcer, "_providers", None)
+        if not isinstance(sources, list):
+            continue
+        for index, source in enumerate(sources):
+            if getattr(source, "CANONICAL_NAME", None) == CANONICAL_NAME:
+                sources[index] = provider
+                found = True
+    if not found:
+        log.debug(
+            "No credential_source lookup for %s found in the chain; profiles that name it as "
+            "credential_source use botocore's provider.",
+            CANONICAL_NAME,
+        )
+
+
+def _botocore_session(session: Any) -> Any:
+    if session is None:
+        boto3 = _import_boto3("imdscreds.install() without a session")
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        session = boto3.DEFAULT_SESSION
+    if isinstance(session, botocore.session.Session):
+        return session
+    # A boto3.Session keeps its botocore session here; boto3 has no public accessor for it.
+    inner = getattr(session, "_session", None)
+    if isinstance(inner, botocore.session.Session):
+        return inner
+    raise TypeError(f"install() needs a botocore or boto3 Session, not {session!r}")
+
+
+def _import_boto3(needed_by: str) -> Any:
+    try:
+        import boto3  # type: ignore[import-untyped,unused-ignore]
+    except ImportError as exc:
+        raise ImportError(
+            f"{needed_by} needs boto3, which is not installed: pip install 'imdscreds[boto3]'"
+        ) from exc
+    return boto3
+
+
+def boto3_session(
+    *,
+    imds_config: IMDSConfig | None = None,
+    policy: RefreshPolicy | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    **kwargs: Any,
+) -> Any:
+    """A new ``boto3.Session`` whose instance-role credentials come from imdscreds.
+
+    ``kwargs`` go to ``boto3.Session`` (``region_name``, ``profile_name``, ...); explicit keys
+    there, env vars, shared files and container credentials still come first, as usual.
+    """
+    boto3 = _import_boto3("imdscreds.boto3_session()")
+    core = botocore.session.Session()
+    # boto3 applies profile_name and the rest to the botocore session first, so that the chain
+    # install() edits is the one for that profile.
+    session = boto3.Session(botocore_session=core, **kwargs)
+    install(core, config=imds_config, policy=policy, clock=clock)
+    return session
