@@ -16,6 +16,7 @@ exercise the code under test with auth on. A test module turns it into a fixture
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -106,6 +107,31 @@ class MotoServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def assume_instance_role(self, role_name: str, session_name: str) -> dict[str, Any]:
+        """Create ``role_name`` trusting EC2 and assume it, as EC2 does for an instance profile.
+
+        Two actions: run them inside the no-auth window (moto refuses AssumeRole for a role whose
+        trust policy names only a Service principal once auth is on). Returns STS's answer:
+        ``Credentials`` (to serve from FakeIMDS) and ``AssumedRoleUser.Arn``.
+        """
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        role = self.client("iam").create_role(
+            RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust)
+        )
+        answer: dict[str, Any] = self.client("sts").assume_role(
+            RoleArn=role["Role"]["Arn"], RoleSessionName=session_name
+        )
+        return answer
 
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client for ``service`` at this server, with setup keys unless given others."""

@@ -20,23 +20,13 @@ from imdscreds.testing import FakeIMDS
 
 ACCOUNT = "123456789012"
 INSTANCE_ID = "i-0123456789abcdef0"
-EC2_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ec2.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
-# The actions of setUp below, all inside moto's no-auth window; auth is on for everything after.
+# The actions of the account fixture, all inside moto's no-auth window; auth is on for everything after.
 SETUP_ACTIONS = 7
 
 
 @dataclass
 class Account:
-    role_arn: str
+    role_session_arn: str
     deployer_arn: str
     user_arn: str
     user_key: dict[str, Any]
@@ -51,8 +41,9 @@ def moto() -> Iterator[MotoServer]:
 @pytest.fixture
 def account(moto: MotoServer, fake_imds: FakeIMDS, monkeypatch: pytest.MonkeyPatch) -> Account:
     """An instance role issued by moto's STS and served by FakeIMDS; an IAM user with keys."""
-    iam, sts = moto.client("iam"), moto.client("sts")
-    role = iam.create_role(RoleName="app-role", AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
+    issued = moto.assume_instance_role("app-role", INSTANCE_ID)
+    instance_session = issued["AssumedRoleUser"]["Arn"]
+    iam = moto.client("iam")
     policy = iam.create_policy(
         PolicyName="assume-deployer",
         PolicyDocument=json.dumps(
@@ -65,7 +56,6 @@ def account(moto: MotoServer, fake_imds: FakeIMDS, monkeypatch: pytest.MonkeyPat
     iam.attach_role_policy(RoleName="app-role", PolicyArn=policy["Policy"]["Arn"])
     # A role session principal: the instance's session may assume the deployer role. (moto matches
     # the trust policy's principal to the caller's session ARN literally.)
-    instance_session = f"arn:aws:sts::{ACCOUNT}:assumed-role/app-role/{INSTANCE_ID}"
     deployer = iam.create_role(
         RoleName="deployer",
         AssumeRolePolicyDocument=json.dumps(
@@ -81,7 +71,6 @@ def account(moto: MotoServer, fake_imds: FakeIMDS, monkeypatch: pytest.MonkeyPat
             }
         ),
     )
-    issued = sts.assume_role(RoleArn=role["Role"]["Arn"], RoleSessionName=INSTANCE_ID)
     user = iam.create_user(UserName="ci")
     key = iam.create_access_key(UserName="ci")["AccessKey"]
     credentials = issued["Credentials"]
@@ -96,7 +85,7 @@ def account(moto: MotoServer, fake_imds: FakeIMDS, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto.endpoint)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     return Account(
-        role_arn=role["Role"]["Arn"],
+        role_session_arn=instance_session,
         deployer_arn=deployer["Role"]["Arn"],
         user_arn=user["User"]["Arn"],
         user_key=key,
@@ -108,6 +97,7 @@ def test_boto3_session_calls_sts_as_the_instance_role(
 ) -> None:
     session = imdscreds.provider.boto3_session()
     identity = session.client("sts").get_caller_identity()
+    assert identity["Arn"] == account.role_session_arn
     assert identity["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/app-role/{INSTANCE_ID}"
     assert identity["Account"] == ACCOUNT
     assert session.get_credentials().method == "iam-role"
