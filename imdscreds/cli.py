@@ -6,18 +6,23 @@ Exit codes: 0 success; 1 credentials could not be had (or a check failed); 2 usa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import shlex
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from imdscreds._version import __version__
 from imdscreds.config import IMDSConfig
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
 from imdscreds.errors import ConfigError, IMDSCredsError
 from imdscreds.imds import IMDSClient
+
+if TYPE_CHECKING:
+    from imdscreds.doctor import Report
 
 __all__ = ["main"]
 
@@ -76,10 +81,41 @@ def _parser() -> argparse.ArgumentParser:
     add_imds_arguments(creds)
     creds.set_defaults(run=_credentials)
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="diagnose the instance role: say what is wrong and how to fix it",
+        description="Check the environment, IMDS, the instance profile and role, STS and IAM, "
+        "and say what is wrong and how to fix it. Exit 0 when no check failed (warnings allowed), "
+        "1 when a check failed, 2 on a usage error.",
+    )
+    doctor.add_argument(
+        "--json", action="store_true", help="print the versioned JSON report instead of text"
+    )
+    aws_access = doctor.add_mutually_exclusive_group()
+    aws_access.add_argument(
+        "--offline", action="store_true", help="no AWS API calls (skips the STS and IAM checks)"
+    )
+    aws_access.add_argument(
+        "--iam-profile",
+        metavar="NAME",
+        help="read the role's policies and trust policy in IAM with this AWS profile's "
+        "credentials (an administrator's) instead of the role's own",
+    )
+    add_imds_arguments(doctor)
+    doctor.set_defaults(run=_doctor)
+
     demo = commands.add_parser(
         "demo",
         help="start a fake IMDS in-process and fetch through it (no EC2 needed)",
+        description="Start a fake IMDS in-process and fetch through it; with --scenario, run "
+        "`imdscreds doctor` against a fake IMDS that plays that misconfiguration.",
     )
+    demo.add_argument(
+        "--scenario",
+        metavar="NAME",
+        help="run the doctor against a fake IMDS playing NAME (`--scenario list` lists them)",
+    )
+    demo.add_argument("--json", action="store_true", help="with --scenario: the JSON report")
     demo.set_defaults(run=_demo)
 
     fake = commands.add_parser(
@@ -154,9 +190,81 @@ def render_credentials(credentials: RoleCredentials, fmt: str, *, hide: bool) ->
     return json.dumps(document, indent=2)
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from imdscreds.doctor import run_doctor
+
+    with _doctor_logging(args.verbose):
+        report = run_doctor(
+            endpoint=args.endpoint,
+            timeout=args.timeout,
+            attempts=args.attempts,
+            role_name=args.role_name,
+            offline=args.offline,
+            iam_profile=args.iam_profile,
+            progress=_note,
+        )
+    _print_report(report, as_json=args.json)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _doctor_logging(verbosity: int) -> Iterator[None]:
+    """The doctor reports what the client would log (the hop-limit fallback): say it once."""
+    logger = logging.getLogger("imdscreds")
+    level = logger.level
+    if not verbosity:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _print_report(report: Report, *, as_json: bool) -> None:
+    from imdscreds.doctor import can_encode_marks, render_json, render_text, use_color
+
+    if as_json:
+        print(render_json(report))
+        return
+    color = use_color(sys.stdout, os.environ)
+    print(render_text(report, color=color, unicode=can_encode_marks(sys.stdout)))
+
+
+def _demo_scenario(args: argparse.Namespace) -> int:
+    from imdscreds.doctor import run_doctor
+    from imdscreds.testing import SCENARIO_DESCRIPTIONS, FakeIMDS
+
+    name = args.scenario
+    if name not in SCENARIO_DESCRIPTIONS:
+        out = sys.stdout if name == "list" else sys.stderr
+        if name != "list":
+            _error(f"unknown scenario {name!r}; the scenarios are:")
+        width = max(len(scenario) for scenario in SCENARIO_DESCRIPTIONS)
+        for scenario, description in SCENARIO_DESCRIPTIONS.items():
+            _say(out, f"  {scenario:<{width}}  {description}")
+        return EXIT_OK if name == "list" else EXIT_USAGE
+    with FakeIMDS(scenario=name) as imds:
+        if not args.json:
+            _say(sys.stdout, f"A fake IMDS plays {name!r} at {imds.endpoint}:")
+            _say(sys.stdout, f"  {SCENARIO_DESCRIPTIONS[name]}.")
+            _say(sys.stdout, "The AWS checks are skipped (--offline): there is no AWS here.\n")
+        with _doctor_logging(args.verbose):
+            # A clean environment and no config files, so the demo shows the scenario alone.
+            report = run_doctor(
+                environ={"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull},
+                endpoint=imds.endpoint,
+                offline=True,
+                progress=_note,
+            )
+    _print_report(report, as_json=args.json)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def _demo(args: argparse.Namespace) -> int:
     from imdscreds.testing import FakeIMDS
 
+    if args.scenario is not None:
+        return _demo_scenario(args)
     out = sys.stdout
     with FakeIMDS() as imds:
         _say(out, f"Started a fake IMDS at {imds.endpoint} (role {imds.role_name!r}).")
