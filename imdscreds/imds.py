@@ -44,7 +44,7 @@ from imdscreds.errors import (
     TokenError,
 )
 
-__all__ = ["IMDSClient", "IMDSResponse"]
+__all__ = ["IMDSClient", "IMDSResponse", "connect_failed", "new_session"]
 
 log = logging.getLogger("imdscreds")
 
@@ -114,7 +114,7 @@ class IMDSClient:
         self._clock = clock
         self._rng = rng or random.Random()
         self._own_session = session is None
-        self._session = session or _new_session()
+        self._session = session or new_session()
         self._lock = threading.Lock()
         self._token: _Token | None = None
         self._v1 = False  # decided to fall back to IMDSv1 for this client's life
@@ -318,7 +318,7 @@ class IMDSClient:
         except requests.exceptions.ReadTimeout:
             raise _NoAnswer(f"no answer within {timeout:g} s") from None
         except requests.exceptions.ConnectionError as exc:
-            if _connect_failed(exc):
+            if connect_failed(exc):
                 raise _Unreachable("connection refused or unreachable") from None
             raise _Dropped("connection closed without an answer") from None
         try:
@@ -374,10 +374,11 @@ class IMDSClient:
         self._lock = threading.Lock()
         if self._own_session:
             self._session.close()
-            self._session = _new_session()
+            self._session = new_session()
 
 
-def _new_session() -> requests.Session:
+def new_session() -> requests.Session:
+    """A requests session fit for IMDS: no environment proxies, no retries, one small pool."""
     session = requests.Session()
     session.trust_env = False  # no HTTP_PROXY, no .netrc: IMDS traffic and its token stay local
     session.proxies = {}
@@ -388,7 +389,7 @@ def _new_session() -> requests.Session:
     return session
 
 
-def _connect_failed(exc: BaseException) -> bool:
+def connect_failed(exc: BaseException) -> bool:
     """Whether requests' wrapped exception chain says the TCP connection was never made."""
     seen: BaseException | None = exc
     for _ in range(8):  # requests -> MaxRetryError -> NewConnectionError -> OSError

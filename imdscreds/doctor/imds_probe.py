@@ -24,7 +24,7 @@ import requests
 
 from imdscreds.clock import Clock
 from imdscreds.config import IMDSConfig
-from imdscreds.imds import TOKEN_PATH, TOKEN_TTL_HEADER, _connect_failed, _new_session
+from imdscreds.imds import TOKEN_PATH, TOKEN_TTL_HEADER, connect_failed, new_session
 
 __all__ = ["PROBE_GET_PATH", "Attempt", "Outcome", "ProbeResult", "probe_imds"]
 
@@ -123,7 +123,7 @@ def _attempt(
     started = clock.monotonic()
     before = clock.now()
     # The same transport policy as IMDSClient: no proxies, no redirects, a bounded read.
-    with _new_session() as session:
+    with new_session() as session:
         try:
             response = session.request(
                 method,
@@ -138,7 +138,7 @@ def _attempt(
         except requests.exceptions.ReadTimeout:
             return Attempt(method, path, "no-answer", clock.monotonic() - started)
         except requests.exceptions.ConnectionError as exc:
-            outcome: Outcome = "refused" if _connect_failed(exc) else "dropped"
+            outcome: Outcome = "refused" if connect_failed(exc) else "dropped"
             return Attempt(method, path, outcome, clock.monotonic() - started)
         # The status line is what the probe wants; the body (a token) is not kept, and a failure
         # in the middle of it changes nothing.
