@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 import botocore.credentials  # type: ignore[import-untyped,unused-ignore]
@@ -70,18 +71,32 @@ class IMDSRefreshableCredentials(botocore.credentials.RefreshableCredentials):  
     Every accessor botocore and boto3 use (``get_frozen_credentials()``, ``access_key``,
     ``secret_key``, ``token``, ``account_id``, ``refresh_needed()``) reads the engine, which
     refreshes ahead of expiry on its own; nothing here keeps a second copy of the expiry.
+    Building one fetches the first credentials (and raises what ``fetch`` raises).
     """
 
     # botocore's __init__ is deliberately not called: it would set up an expiry time, a lock and a
     # time fetcher of its own, all of which the engine replaces.
-    def __init__(self, engine: RefreshingCredentials, *, client: IMDSClient | None = None) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[], RoleCredentials],
+        *,
+        policy: RefreshPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+        client: IMDSClient | None = None,
+    ) -> None:
         self.method = METHOD
-        self._engine = engine
+        self._engine = RefreshingCredentials(
+            fetch, policy=policy, clock=clock, rng=rng, view=_read_only
+        )
         self._client = client
-        # The bound method, looked up once: the hot path is one call into the engine.
-        self._get = engine.get
-        current = engine.get()
-        self._frozen: tuple[RoleCredentials, Any] = (current, _read_only(current))
+        # The signer calls get_frozen_credentials() on every request. Binding the engine's method
+        # on the instance makes that call one Python frame, the engine's lock-free read, which
+        # hands out the ReadOnlyCredentials built once per fetch; the method below, which says
+        # the same, would add a second frame (a third of the cost).
+        self.get_frozen_credentials = self._engine.get_view  # type: ignore[method-assign]
+        self._get = self._engine.get
+        self._get()
 
     def __repr__(self) -> str:
         current = self._engine.peek()
@@ -95,21 +110,13 @@ class IMDSRefreshableCredentials(botocore.credentials.RefreshableCredentials):  
         )
 
     @property
-    def engine(self) -> RefreshingCredentials:
+    def engine(self) -> RefreshingCredentials[Any]:
         """The refresh engine behind these credentials (``peek()``, ``expires_in()``, ...)."""
         return self._engine
 
     def get_frozen_credentials(self) -> Any:
         """The current key, secret, token (and account id) as botocore's ``ReadOnlyCredentials``."""
-        current = self._get()
-        frozen = self._frozen
-        if frozen[0] is current:
-            return frozen[1]
-        # New credentials: build the tuple once and keep it. Two threads racing here build equal
-        # tuples; either one may stay.
-        fresh = _read_only(current)
-        self._frozen = (current, fresh)
-        return fresh
+        return self._engine.get_view()
 
     @property
     def access_key(self) -> str:
@@ -219,14 +226,14 @@ class IMDSCredentialProvider(botocore.credentials.CredentialProvider):  # type: 
             log.debug("IMDS is disabled (%s); no instance role credentials.", config.sources)
             return None
         client = IMDSClient(config, clock=self._clock)
-        engine = RefreshingCredentials(
-            RoleCredentialsFetcher(client).fetch,
-            policy=self.policy,
-            clock=self._clock,
-            rng=self._rng,
-        )
         try:
-            credentials = IMDSRefreshableCredentials(engine, client=client)
+            credentials = IMDSRefreshableCredentials(
+                RoleCredentialsFetcher(client).fetch,
+                policy=self.policy,
+                clock=self._clock,
+                rng=self._rng,
+                client=client,
+            )
         except _NO_ROLE_HERE as exc:
             client.close()
             log.debug("No instance role credentials: %s", exc)
@@ -236,7 +243,7 @@ class IMDSCredentialProvider(botocore.credentials.CredentialProvider):  # type: 
             raise
         if _register_feature_id is not None:
             _register_feature_id("CREDENTIALS_IMDS")
-        role = engine.peek()
+        role = credentials.engine.peek()
         log.info("Found credentials from the instance role %s.", role.role_name if role else "?")
         self._credentials = credentials
         return credentials

@@ -33,6 +33,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar, overload
 
 from imdscreds.clock import SYSTEM_CLOCK, Clock, SystemClock
 from imdscreds.credentials import RoleCredentials
@@ -141,12 +142,15 @@ class RefreshPolicy:
 
 DEFAULT_POLICY = RefreshPolicy()
 
+V = TypeVar("V")
+
 
 @dataclass(frozen=True, slots=True)
-class _Snapshot:
+class _Snapshot(Generic[V]):
     """What callers read without a lock; replaced whole, never changed. Times are monotonic."""
 
     credentials: RoleCredentials
+    view: V  # view(credentials), built once per fetch
     refresh_at: float  # callers leave the lock-free path from here on
     attempt_at: float  # the next fetch is due (the prefetch thread's deadline)
     mandatory_at: float  # from here on callers wait for the refresh, unless the last one failed
@@ -156,11 +160,35 @@ class _Snapshot:
     failing: bool  # the last attempt failed
 
 
-class RefreshingCredentials:
+class RefreshingCredentials(Generic[V]):
     """Role credentials that refresh themselves ahead of expiry; one instance serves every thread.
 
     ``fetch`` returns fresh :class:`RoleCredentials` or raises; it is called by one thread at a time.
+    ``view``, if given, turns each new set into what :meth:`get_view` hands out (botocore's
+    ``ReadOnlyCredentials``, say), once per fetch rather than once per call.
     """
+
+    @overload
+    def __init__(
+        self: RefreshingCredentials[RoleCredentials],
+        fetch: Callable[[], RoleCredentials],
+        *,
+        policy: RefreshPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+        view: None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: RefreshingCredentials[V],
+        fetch: Callable[[], RoleCredentials],
+        *,
+        policy: RefreshPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+        view: Callable[[RoleCredentials], V],
+    ) -> None: ...
 
     def __init__(
         self,
@@ -169,6 +197,7 @@ class RefreshingCredentials:
         policy: RefreshPolicy | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
+        view: Callable[[RoleCredentials], Any] | None = None,
     ) -> None:
         if not callable(fetch):
             raise TypeError(f"fetch must be a callable returning RoleCredentials, not {fetch!r}")
@@ -176,6 +205,7 @@ class RefreshingCredentials:
             raise TypeError(f"policy must be a RefreshPolicy, not {policy!r}")
         self.policy = DEFAULT_POLICY if policy is None else policy
         self._fetch = fetch
+        self._view: Callable[[RoleCredentials], Any] = _identity if view is None else view
         self._clock = clock
         # SystemClock.monotonic is time.monotonic behind a Python frame; calling the C function
         # directly takes a third off the hot path.
@@ -185,7 +215,7 @@ class RefreshingCredentials:
         self._poll = _SYSTEM_CLOCK_POLL if type(clock) is SystemClock else _FAKE_CLOCK_POLL
         self._own_rng = rng is None
         self._rng = random.Random() if rng is None else rng
-        self._snapshot: _Snapshot | None = None
+        self._snapshot: _Snapshot[V] | None = None
         self._lock = threading.Lock()
         # Guarded by _lock:
         self._attempts = 0  # completed fetch attempts; waiters compare it to share an outcome
@@ -216,7 +246,14 @@ class RefreshingCredentials:
         snap = self._snapshot
         if snap is not None and self._monotonic() < snap.refresh_at:
             return snap.credentials
-        return self._get_slow()
+        return self._get_slow().credentials
+
+    def get_view(self) -> V:
+        """Like :meth:`get`, but ``view(credentials)``: the same object until the next fetch."""
+        snap = self._snapshot
+        if snap is not None and self._monotonic() < snap.refresh_at:
+            return snap.view
+        return self._get_slow().view
 
     def peek(self) -> RoleCredentials | None:
         """The credentials being served, without refreshing; None before the first fetch."""
@@ -249,13 +286,13 @@ class RefreshingCredentials:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5.0)
 
-    def __enter__(self) -> RefreshingCredentials:
+    def __enter__(self) -> RefreshingCredentials[V]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _get_slow(self) -> RoleCredentials:
+    def _get_slow(self) -> _Snapshot[V]:
         attempts = self._attempts
         lock = self._lock
         if lock.acquire(blocking=False):
@@ -265,31 +302,31 @@ class RefreshingCredentials:
                 lock.release()
         snap = self._snapshot
         if snap is not None and not self._must_wait(snap):
-            return snap.credentials  # someone else is refreshing; ours are still good to use
+            return snap  # someone else is refreshing; ours are still good to use
         with lock:
             if self._attempts != attempts:
                 # The refresh in flight ended while we waited: its outcome is ours (single flight).
                 snap = self._snapshot
                 if snap is not None:
-                    return snap.credentials
+                    return snap
                 assert self._first_error is not None
                 raise self._first_error
             return self._refresh_locked(background=False)
 
-    def _must_wait(self, snap: _Snapshot) -> bool:
+    def _must_wait(self, snap: _Snapshot[V]) -> bool:
         return not snap.failing and self._monotonic() >= snap.mandatory_at
 
     # -- refreshing (all under _lock) ----------------------------------------------------------
 
-    def _refresh_locked(self, *, background: bool) -> RoleCredentials:
+    def _refresh_locked(self, *, background: bool) -> _Snapshot[V]:
         snap = self._snapshot
         if snap is not None:
             due = snap.attempt_at if background else snap.refresh_at
             if self._monotonic() < due:
-                return snap.credentials  # refreshed while we were getting the lock
+                return snap  # refreshed while we were getting the lock
         return self._attempt(snap)
 
-    def _attempt(self, prev: _Snapshot | None) -> RoleCredentials:
+    def _attempt(self, prev: _Snapshot[V] | None) -> _Snapshot[V]:
         try:
             fresh = self._fetch()
         # A refresh must never take down a caller that holds usable credentials, whatever the
@@ -313,12 +350,11 @@ class RefreshingCredentials:
             return self._serve_last(prev, now, why, (fresh, now + left))
         if prev is not None and _same(fresh, prev.credentials):
             return self._not_rotated(prev, now)
-        self._publish_fresh(prev, fresh, now, now + left)
-        return fresh
+        return self._publish_fresh(prev, fresh, now, now + left)
 
     def _publish_fresh(
-        self, prev: _Snapshot | None, fresh: RoleCredentials, now: float, expires_at: float
-    ) -> None:
+        self, prev: _Snapshot[V] | None, fresh: RoleCredentials, now: float, expires_at: float
+    ) -> _Snapshot[V]:
         policy = self.policy
         mandatory_at = expires_at - policy.mandatory_window
         advisory_at = (
@@ -347,7 +383,7 @@ class RefreshingCredentials:
             )
         self._warned = False
         self._start_prefetch()
-        self._publish(
+        return self._publish(
             fresh,
             attempt_at=attempt_at,
             mandatory_at=mandatory_at,
@@ -357,7 +393,7 @@ class RefreshingCredentials:
             failing=False,
         )
 
-    def _not_rotated(self, prev: _Snapshot, now: float) -> RoleCredentials:
+    def _not_rotated(self, prev: _Snapshot[V], now: float) -> _Snapshot[V]:
         retries = prev.retries + 1
         attempt_at = self._next_attempt(now, retries, prev.mandatory_at, prev.expires_at)
         log.debug(
@@ -367,7 +403,7 @@ class RefreshingCredentials:
             _when(prev.credentials),
             attempt_at - now,
         )
-        self._publish(
+        return self._publish(
             prev.credentials,
             attempt_at=attempt_at,
             mandatory_at=prev.mandatory_at,
@@ -376,15 +412,14 @@ class RefreshingCredentials:
             retries=retries,
             failing=False,
         )
-        return prev.credentials
 
     def _serve_last(
         self,
-        prev: _Snapshot | None,
+        prev: _Snapshot[V] | None,
         now: float,
         why: str,
         expired: tuple[RoleCredentials, float] | None,
-    ) -> RoleCredentials:
+    ) -> _Snapshot[V]:
         """After an attempt that brought no usable credentials: keep serving what we have."""
         if prev is None:
             assert expired is not None
@@ -408,7 +443,7 @@ class RefreshingCredentials:
                 _when(credentials),
                 attempt_at - now,
             )
-            self._publish(
+            return self._publish(
                 credentials,
                 attempt_at=attempt_at,
                 mandatory_at=mandatory_at,
@@ -417,7 +452,6 @@ class RefreshingCredentials:
                 retries=retries,
                 failing=True,
             )
-            return credentials
         # Static stability: expired credentials beat no credentials while IMDS cannot give new
         # ones (AWS may still accept them for a while, or this host's clock is wrong).
         usable_until = extended_until
@@ -436,7 +470,7 @@ class RefreshingCredentials:
             (usable_until - now) / 60,
             self.policy.retry_backoff[1],
         )
-        self._publish(
+        return self._publish(
             credentials,
             attempt_at=attempt_at,
             mandatory_at=mandatory_at,
@@ -445,7 +479,6 @@ class RefreshingCredentials:
             retries=retries,
             failing=True,
         )
-        return credentials
 
     def _next_attempt(
         self, now: float, retries: int, mandatory_at: float, expires_at: float
@@ -475,15 +508,22 @@ class RefreshingCredentials:
         usable_until: float,
         retries: int,
         failing: bool,
-    ) -> None:
+    ) -> _Snapshot[V]:
         refresh_at = attempt_at
         if self._thread is not None:
             # The prefetch thread keeps attempt_at; callers step in only as a backstop, at the
             # mandatory window, or at the end of an extension if IMDS stays down.
             backstop = usable_until if expires_at <= self._monotonic() else mandatory_at
             refresh_at = max(attempt_at, backstop)
-        self._snapshot = _Snapshot(
+        prev = self._snapshot
+        view = (
+            prev.view
+            if prev is not None and prev.credentials is credentials
+            else self._view(credentials)
+        )
+        snap = self._snapshot = _Snapshot(
             credentials,
+            view,
             refresh_at,
             attempt_at,
             mandatory_at,
@@ -492,6 +532,7 @@ class RefreshingCredentials:
             retries,
             failing,
         )
+        return snap
 
     def _callers_take_over(self) -> None:
         snap = self._snapshot
@@ -536,7 +577,7 @@ class RefreshingCredentials:
         self._callers_take_over()
 
 
-def _prefetch_loop(ref: weakref.ref[RefreshingCredentials], stop: threading.Event) -> None:
+def _prefetch_loop(ref: weakref.ref[RefreshingCredentials[Any]], stop: threading.Event) -> None:
     # Holds the engine only weakly between looks, so dropping it (without close()) ends the thread.
     while not stop.is_set():
         engine = ref()
@@ -550,6 +591,10 @@ def _prefetch_loop(ref: weakref.ref[RefreshingCredentials], stop: threading.Even
         del engine
         if wait > 0:
             stop.wait(wait)
+
+
+def _identity(credentials: RoleCredentials) -> RoleCredentials:
+    return credentials
 
 
 def _same(a: RoleCredentials, b: RoleCredentials) -> bool:
@@ -567,7 +612,7 @@ def _describe(exc: Exception) -> str:
     return described if described.endswith(".") else described + "."
 
 
-_INSTANCES: weakref.WeakSet[RefreshingCredentials] = weakref.WeakSet()
+_INSTANCES: weakref.WeakSet[RefreshingCredentials[Any]] = weakref.WeakSet()
 
 
 def _reset_after_fork() -> None:

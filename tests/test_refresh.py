@@ -83,7 +83,7 @@ def imds(clock: FakeClock) -> StubIMDS:
 
 def engine(
     imds: Callable[[], RoleCredentials], clock: FakeClock, seed: int = 7, **policy: Any
-) -> RefreshingCredentials:
+) -> RefreshingCredentials[RoleCredentials]:
     return RefreshingCredentials(
         imds, policy=RefreshPolicy(**policy), clock=clock, rng=random.Random(seed)
     )
@@ -132,6 +132,30 @@ def test_hot_path_reads_no_wall_clock(imds: StubIMDS) -> None:
         creds.get()
     assert CountingClock.wall_reads == reads_after_fetch
     assert reads_after_fetch == 2  # one to issue at the stub, one deadline computation per fetch
+
+
+def test_view_is_built_once_per_fetch_and_handed_out_until_the_next(
+    clock: FakeClock, imds: StubIMDS
+) -> None:
+    built: list[str] = []
+
+    def view(credentials: RoleCredentials) -> tuple[str, str]:
+        built.append(credentials.access_key_id)
+        return (credentials.access_key_id, credentials.role_name)
+
+    creds = RefreshingCredentials(imds, clock=clock, view=view, rng=random.Random(1))
+    first = creds.get_view()
+    assert all(creds.get_view() is first for _ in range(100))
+    assert creds.get() is creds.peek()
+    imds.rotate = False
+    clock.advance(IN_ADVISORY)
+    assert creds.get_view() is first  # IMDS handed back the same credentials: same view
+    imds.rotate = True
+    clock.advance(20.0)
+    second = creds.get_view()
+    assert second != first
+    assert second == (creds.get().access_key_id, "app-role")
+    assert built == ["ASIASTUB000000000001", "ASIASTUB000000000002"]
 
 
 def test_first_fetch_failure_raises_the_fetch_error(clock: FakeClock, imds: StubIMDS) -> None:
@@ -572,9 +596,9 @@ def test_policy_defaults_follow_the_design() -> None:
 
 def test_engine_rejects_what_is_not_a_fetch_function_or_a_policy(clock: FakeClock) -> None:
     with pytest.raises(TypeError, match="fetch must be a callable"):
-        RefreshingCredentials("http://127.0.0.1:9", clock=clock)  # type: ignore[arg-type]
+        RefreshingCredentials("http://127.0.0.1:9", clock=clock)  # type: ignore[call-overload]
     with pytest.raises(TypeError, match="policy must be a RefreshPolicy"):
-        RefreshingCredentials(lambda: None, policy={"prefetch": True}, clock=clock)  # type: ignore[arg-type,return-value]
+        RefreshingCredentials(lambda: None, policy={"prefetch": True}, clock=clock)  # type: ignore[call-overload]
 
 
 # -- fork -----------------------------------------------------------------------------------------
