@@ -18,8 +18,7 @@ import sys
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imdscreds.errors import IMDSCredsError
-from imdscreds.provider import boto3_session
+import imdscreds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offline", action="store_true", help="do not call AWS")
     args = parser.parse_args(argv)
     try:
-        session = boto3_session()
+        session = imdscreds.boto3_session()
         credentials = session.get_credentials()
         if credentials is None:
             print(
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.offline:
             return 0
         identity = session.client("sts").get_caller_identity()
-    except IMDSCredsError as exc:  # a misconfigured role: the message says what to fix
+    except imdscreds.IMDSCredsError as exc:  # a misconfigured role: the message says what to fix
         print(f"imdscreds: {exc}", file=sys.stderr)
         return 1
     except (BotoCoreError, ClientError) as exc:

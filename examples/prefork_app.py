@@ -19,14 +19,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imdscreds.errors import IMDSCredsError
-from imdscreds.provider import boto3_session
+import imdscreds
 
 
 def serve(session: Any, requests: int, offline: bool) -> int:
     """One worker's life: a few 'requests', each needing AWS. Returns an exit code."""
     try:
-        session = session if session is not None else boto3_session()
+        session = session if session is not None else imdscreds.boto3_session()
         credentials = session.get_credentials()
         if credentials is None:
             print(f"worker {os.getpid()}: no credentials", file=sys.stderr, flush=True)
@@ -40,7 +39,7 @@ def serve(session: Any, requests: int, offline: bool) -> int:
                 who = client.get_caller_identity()["Arn"]
         print(f"worker {os.getpid()}: {requests} requests as {who}", flush=True)
         return 0
-    except (IMDSCredsError, BotoCoreError, ClientError) as exc:
+    except (imdscreds.IMDSCredsError, BotoCoreError, ClientError) as exc:
         print(f"worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
         return 1
 
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     session = None
     if args.preload:
-        session = boto3_session()
+        session = imdscreds.boto3_session()
         session.get_credentials()  # the first IMDS fetch happens here, in the parent
     sys.stdout.flush()  # or every worker would write the parent's buffered output again
     children = []

@@ -18,8 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imdscreds.errors import IMDSCredsError
-from imdscreds.provider import boto3_session
+import imdscreds
 
 
 def work(client: Any, credentials: Any, calls: int, offline: bool) -> Counter[str]:
@@ -39,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offline", action="store_true", help="do not call AWS")
     args = parser.parse_args(argv)
     try:
-        session = boto3_session()
+        session = imdscreds.boto3_session()
         credentials = session.get_credentials()
         if credentials is None:
             print(
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             totals: Counter[str] = Counter()
             for future in futures:
                 totals.update(future.result())
-    except IMDSCredsError as exc:
+    except imdscreds.IMDSCredsError as exc:
         print(f"imdscreds: {exc}", file=sys.stderr)
         return 1
     except (BotoCoreError, ClientError) as exc:
