@@ -219,9 +219,8 @@ class RefreshingCredentials(Generic[V]):
         self._lock = threading.Lock()
         # Guarded by _lock:
         self._attempts = 0  # completed fetch attempts; waiters compare it to share an outcome
-        self._first_error: Exception | None = (
-            None  # why the last attempt without credentials failed
-        )
+        # Why the last attempt, made while there were no credentials yet, failed:
+        self._first_error: Exception | None = None
         self._warned = False  # this outage's one WARNING is out
         self._closed = False
         self._stop = threading.Event()
