@@ -14,6 +14,7 @@ from imdscreds.config import IMDSConfig
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher, fetch_role_credentials
 from imdscreds.errors import IMDSCredsError
 from imdscreds.imds import IMDSClient
+from imdscreds.policy import RefreshPolicy
 from imdscreds.refresh import RefreshingCredentials
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ __all__ = [
     "IMDSConfig",
     "IMDSCredentialProvider",
     "IMDSCredsError",
+    "RefreshPolicy",
     "RefreshingCredentials",
     "RoleCredentials",
     "RoleCredentialsFetcher",

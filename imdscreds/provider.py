@@ -24,7 +24,8 @@ from imdscreds.config import IMDSConfig
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
 from imdscreds.errors import IMDSUnreachableError, MetadataDisabledError, NoInstanceProfileError
 from imdscreds.imds import IMDSClient
-from imdscreds.refresh import RefreshingCredentials, RefreshPolicy
+from imdscreds.policy import RefreshPolicy
+from imdscreds.refresh import RefreshingCredentials
 
 try:  # botocore >= 1.36 counts credential sources in the User-Agent; older versions do not
     from botocore.useragent import (  # type: ignore[import-untyped,unused-ignore]

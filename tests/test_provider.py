@@ -16,13 +16,13 @@ import pytest
 import imdscreds.provider
 from imdscreds.config import IMDSConfig
 from imdscreds.errors import ConfigError, TokenError, TrustPolicyError
+from imdscreds.policy import RefreshPolicy
 from imdscreds.provider import (
     IMDSCredentialProvider,
     IMDSRefreshableCredentials,
     boto3_session,
     install,
 )
-from imdscreds.refresh import RefreshPolicy
 from imdscreds.testing import FakeClock, FakeIMDS
 
 LEGACY = "/latest/meta-data/iam/security-credentials/"

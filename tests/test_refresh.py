@@ -16,7 +16,8 @@ import pytest
 
 from imdscreds.credentials import RoleCredentials
 from imdscreds.errors import ConfigError, IMDSUnreachableError, TrustPolicyError
-from imdscreds.refresh import RefreshingCredentials, RefreshPolicy
+from imdscreds.policy import RefreshPolicy
+from imdscreds.refresh import RefreshingCredentials
 from imdscreds.testing import FakeClock
 
 HOUR = 3600.0
@@ -494,7 +495,9 @@ def test_prefetch_retries_a_failed_refresh_in_the_background(
         assert creds.get() is first
         imds.error = None
         clock.advance(10.0)
-        assert wait_for(lambda: imds.calls == 3)
+        # The fetch is counted before its result is published: wait for the snapshot itself.
+        assert wait_for(lambda: creds.peek() is not first)
+        assert imds.calls == 3
         assert creds.get() is not first
         assert imds.threads.count("MainThread") == 1
 

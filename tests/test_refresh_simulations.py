@@ -21,8 +21,8 @@ from datetime import datetime
 import pytest
 
 from imdscreds.config import IMDSConfig
+from imdscreds.policy import RefreshPolicy
 from imdscreds.provider import IMDSCredentialProvider, IMDSRefreshableCredentials
-from imdscreds.refresh import RefreshPolicy
 from imdscreds.testing import FakeClock, FakeIMDS
 
 HOUR = 3600.0
