@@ -265,7 +265,7 @@ class IMDSCredentialProvider(botocore.credentials.CredentialProvider):  # type: 
 def install(
     session: Any = None,
     *,
-    config: IMDSConfig | None = None,
+    imds_config: IMDSConfig | None = None,
     policy: RefreshPolicy | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> IMDSCredentialProvider:
@@ -276,7 +276,7 @@ def install(
     client): a session keeps the credentials it has loaded.
     """
     core = _botocore_session(session)
-    provider = IMDSCredentialProvider(config, policy=policy, clock=clock, session=core)
+    provider = IMDSCredentialProvider(imds_config, policy=policy, clock=clock, session=core)
     resolver = core.get_component("credential_provider")
     providers = getattr(resolver, "providers", None)
     if not isinstance(providers, list):
@@ -363,5 +363,5 @@ def boto3_session(
     # boto3 applies profile_name and the rest to the botocore session first, so that the chain
     # install() edits is the one for that profile.
     session = boto3.Session(botocore_session=core, **kwargs)
-    install(core, config=imds_config, policy=policy, clock=clock)
+    install(core, imds_config=imds_config, policy=policy, clock=clock)
     return session

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import boto3
 import pytest
 
 import imdscreds
@@ -54,6 +55,7 @@ def test_readme_python_examples_run_against_fake_imds(
 ) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", fake_imds.endpoint)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # an example installs into boto3's own
     exec(compile(block, str(README), "exec"), {})
     out = capsys.readouterr().out
     for credentials in fake_imds.issued_credentials:
