@@ -44,7 +44,7 @@ from imdscreds.errors import (
     TokenError,
 )
 
-__all__ = ["IMDSClient", "IMDSResponse", "connect_failed", "new_session"]
+__all__ = ["IMDSClient", "IMDSResponse", "connect_failed", "new_session", "parse_http_date"]
 
 log = logging.getLogger("imdscreds")
 
@@ -331,7 +331,7 @@ class IMDSClient:
             raise MalformedResponseError(
                 f"IMDS's answer to {method} {path} is larger than {MAX_BODY_BYTES} bytes."
             )
-        return _Raw(response.status_code, body, _parse_date(response.headers.get("Date")))
+        return _Raw(response.status_code, body, parse_http_date(response.headers.get("Date")))
 
     def _status_error(self, path: str, status: int, *, tokenless: bool) -> Exception:
         if status == 403:
@@ -415,7 +415,8 @@ def _decode(body: bytes, path: str) -> str:
         raise MalformedResponseError(f"IMDS's answer to {path} is not UTF-8 text.") from None
 
 
-def _parse_date(value: str | None) -> datetime | None:
+def parse_http_date(value: str | None) -> datetime | None:
+    """An HTTP ``Date`` header as an aware datetime; None when absent or unparsable."""
     if not value:
         return None
     try:

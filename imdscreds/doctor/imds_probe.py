@@ -17,14 +17,19 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Literal
 
 import requests
 
 from imdscreds.clock import Clock
 from imdscreds.config import IMDSConfig
-from imdscreds.imds import TOKEN_PATH, TOKEN_TTL_HEADER, connect_failed, new_session
+from imdscreds.imds import (
+    TOKEN_PATH,
+    TOKEN_TTL_HEADER,
+    connect_failed,
+    new_session,
+    parse_http_date,
+)
 
 __all__ = ["PROBE_GET_PATH", "Attempt", "Outcome", "ProbeResult", "probe_imds"]
 
@@ -152,15 +157,6 @@ def _attempt(
         "answered",
         elapsed,
         status=response.status_code,
-        date=_parse_date(response.headers.get("Date")),
+        date=parse_http_date(response.headers.get("Date")),
         local_time=before + (clock.now() - before) / 2,
     )
-
-
-def _parse_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
