@@ -253,3 +253,19 @@ def test_a_silent_listener_times_out_as_unreachable(silent_listener: str) -> Non
     with pytest.raises(IMDSCredsError) as caught:
         fetch_role_credentials(config_for(silent_listener, timeout=0.2, attempts=2))
     assert isinstance(caught.value, IMDSUnreachableError | TokenError)
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_fetch_over_ipv6(fake_imds_factory: Callable[..., FakeIMDS]) -> None:
+    imds = fake_imds_factory(host="::1")
+    assert imds.endpoint.startswith("http://[::1]:")
+    assert fetch_role_credentials(config_for(imds.endpoint)).access_key_id.startswith("ASIA")
