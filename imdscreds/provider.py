@@ -237,7 +237,10 @@ class IMDSCredentialProvider(botocore.credentials.CredentialProvider):  # type: 
             )
         except _NO_ROLE_HERE as exc:
             client.close()
-            log.debug("No instance role credentials: %s", exc)
+            # botocore's chain ends in "Unable to locate credentials" after this: say why. On EC2
+            # without a profile that is a WARNING; off EC2 (no IMDS at all) it is routine.
+            level = logging.WARNING if isinstance(exc, NoInstanceProfileError) else logging.INFO
+            log.log(level, "No instance role credentials: %s", exc)
             return None
         except BaseException:
             client.close()

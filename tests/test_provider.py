@@ -108,7 +108,11 @@ def test_no_instance_profile_means_none_so_the_chain_goes_on(
     caplog.set_level(logging.DEBUG, logger="imdscreds")
     fake_imds.scenario = "no-profile"
     assert provider_for(fake_imds).load() is None
-    assert any("No instance profile" in r.getMessage() for r in caplog.records)
+    # botocore then says only "Unable to locate credentials": the WARNING says why, and the fix.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "No instance profile" in warnings[0]
+    assert "associate-iam-instance-profile" in warnings[0]
 
 
 def test_no_imds_at_all_means_none(unreachable_endpoint: str) -> None:
