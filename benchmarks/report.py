@@ -1,0 +1,198 @@
+"""Rendering: the machine, the targets, the scenario tables, as Markdown."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Any
+
+from benchmarks.scenarios import Settings, Table, per_refresh
+
+PACKAGES = ("imdscreds", "botocore", "urllib3", "requests", "ec2-metadata", "matplotlib")
+
+
+def machine() -> list[tuple[str, str]]:
+    model, processors = platform.processor() or "unknown", 0
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not processors:
+                    model = value.strip()
+                processors += key.strip() == "processor"
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return [
+        ("CPU", f"{model}, {processors or os.cpu_count()} logical CPUs ({usable} usable)"),
+        ("OS", platform.platform()),
+        ("Python", f"{platform.python_implementation()} {sys.version.split()[0]}"),
+    ]
+
+
+def versions(extra: dict[str, str]) -> list[tuple[str, str]]:
+    found = []
+    for name in PACKAGES:
+        try:
+            found.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            found.append((name, "not installed"))
+    return found + sorted(extra.items())
+
+
+def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"
+    return "\n".join([line(columns), rule, *(line(row) for row in rows)])
+
+
+def render_table(table: Table) -> str:
+    parts = [f"### {table.number}. {table.title}", "", table.setup, ""]
+    parts.append(markdown_table(table.columns, table.rows))
+    parts += ["", *table.notes] if table.notes else []
+    return "\n".join(parts)
+
+
+# -- targets --------------------------------------------------------------------------------------
+
+
+def _get(tables: dict[int, Table], number: int, peer: str) -> Any:
+    table = tables.get(number)
+    return None if table is None else table.data.get(peer)
+
+
+def targets(tables: dict[int, Table]) -> list[list[str]]:
+    """imdscreds against the targets of issue 5, with the miss and its cause where there is one."""
+    rows: list[list[str]] = []
+    ours, theirs = _get(tables, 1, "imdscreds"), _get(tables, 1, "botocore")
+    if ours and theirs:
+        one, eight = theirs["1"] / ours["1"], theirs["8"] / ours["8"]
+        worst = min(one, eight)
+        verdict = "met" if worst >= 30 else f"missed by {30 - worst:.1f}x ({worst / 30:.0%} of it)"
+        rows.append(
+            [
+                "hot path at least 30x faster than botocore",
+                f"{one:.1f}x (1 thread), {eight:.1f}x (8 threads): {ours['1']:,.0f} vs "
+                f"{theirs['1']:,.0f} ns",
+                verdict,
+            ]
+        )
+    steady, boto = _get(tables, 3, "imdscreds"), _get(tables, 3, "botocore")
+    if steady is not None and steady.refreshes:
+        total, creds = per_refresh(steady)
+        boto_total = per_refresh(boto)[0] if boto is not None else math.nan
+        tokens = total - creds
+        verdict = "met" if total <= 1 else (
+            f"missed by {total - 1:.2f}: {creds:.2f} credentials GET + {tokens:.2f} token PUT per "
+            "refresh. The IMDSv2 token lives 6 h, about as long as the time between refreshes, "
+            "so part of the refreshes must renew it first"
+        )  # fmt: skip
+        rows.append(
+            [
+                "at most 1 IMDS request per refresh, steady state (botocore: 3)",
+                f"{total:.2f} ({creds:.2f} credentials GETs; botocore {boto_total:.2f})",
+                verdict,
+            ]
+        )
+    errors = {n: _get(tables, n, "imdscreds") for n in (3, 4, 5, 6)}
+    counted = {n: sum(r.errors.values()) for n, r in errors.items() if r is not None}
+    if counted:
+        total_errors = sum(counted.values())
+        rows.append(
+            [
+                "zero caller exceptions in scenarios 3-6",
+                ", ".join(f"#{n}: {e}" for n, e in counted.items()),
+                "met" if total_errors == 0 else f"missed: {total_errors} exceptions",
+            ]
+        )
+    blackhole = _get(tables, 7, "imdscreds")
+    if blackhole is not None:
+        seconds = blackhole["seconds"]
+        verdict = "met" if seconds <= 1.0 else (
+            f"missed by {seconds - 1:.1f} s: the unanswered token PUT (1 s) looks like a hop limit "
+            "of 1, so it falls back to IMDSv1, and the token-less GET is then tried 3 times (1 s "
+            "each) although nothing has ever answered"
+        )  # fmt: skip
+        rows.append(
+            [
+                "scenario 7 within the configured timeout (1 s)",
+                f"{seconds:.2f} s, {blackhole['outcome']}",
+                verdict,
+            ]
+        )
+    return rows
+
+
+def document(
+    tables: list[Table],
+    settings: Settings,
+    *,
+    peer_notes: list[tuple[str, str, str]],
+    skipped: list[tuple[str, str]],
+    picture: str | None,
+    wall: float,
+    extra_versions: dict[str, str],
+) -> str:
+    by_number = {table.number: table for table in tables}
+    mode = (
+        "quick (`python -m benchmarks --quick`)"
+        if settings.quick
+        else "full (`python -m benchmarks`)"
+    )
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        "# imdscreds benchmarks",
+        "",
+        f"Run {when}, {mode}, {wall:.0f} s of wall time. Generated by `benchmarks/`; do not edit.",
+        "Every peer talked to the same kind of FakeIMDS on 127.0.0.1, under imdscreds' network "
+        "guard (any attempt to leave loopback fails the run).",
+        "",
+        "## Machine",
+        "",
+        markdown_table(["", ""], [[k, v] for k, v in machine()]),
+        "",
+        "## Versions",
+        "",
+        markdown_table(["package", "version"], [[k, v] for k, v in versions(extra_versions)]),
+        "",
+        "## Targets (imdscreds)",
+        "",
+        markdown_table(["target", "measured", "verdict"], targets(by_number)),
+        "",
+        "## Results",
+        "",
+    ]
+    for table in tables:
+        out += [render_table(table), ""]
+    if picture:
+        out += [
+            "## Timeline",
+            "",
+            f"![refreshes and IMDS requests over 24 simulated hours]({picture})",
+            "",
+            "Minutes left on the credentials callers were handed (the lowest across callers, per "
+            "round; below zero means expired credentials) and every IMDS request (ticks), for "
+            "scenarios 3 and 4.",
+            "",
+        ]
+    out += ["## Peers", ""]
+    out.append(markdown_table(["peer", "version", "how it ran"], [list(p) for p in peer_notes]))
+    if skipped:
+        out += ["", "Skipped:", ""]
+        out += [f"- **{name}**: {why}" for name, why in skipped]
+    out += ["", "## Settings", ""]
+    out.append(
+        f"{settings.threads} caller threads; a round of reads every {settings.step:g} simulated "
+        f"seconds; hot path {settings.hot_repeats} batches of {settings.hot_calls:,} calls "
+        f"(ec2-metadata: 1/100 of that, every read is an HTTP request); cold start "
+        f"{settings.cold_repeats} runs; scenario 7 stopped after {settings.give_up_cap:g} s. "
+        "Longest caller wait is wall time per read with all caller threads sharing this machine's "
+        "cores and the GIL, so a few tens of milliseconds can be scheduling rather than IMDS."
+    )
+    return "\n".join(out).rstrip() + "\n"
