@@ -16,19 +16,23 @@ PACKAGES = ("imdscreds", "botocore", "urllib3", "requests", "ec2-metadata", "mat
 
 
 def machine() -> list[tuple[str, str]]:
-    model, processors = platform.processor() or "unknown", 0
+    model, processors = "", 0
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             for line in cpuinfo:
                 key, _, value = line.partition(":")
-                if key.strip() == "model name" and not processors:
+                if key.strip() == "model name" and not model:
                     model = value.strip()
                 processors += key.strip() == "processor"
     except OSError:
         pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return [
-        ("CPU", f"{model}, {processors or os.cpu_count()} logical CPUs ({usable} usable)"),
+        (
+            "CPU",
+            f"{model or platform.processor() or 'unknown'}, "
+            f"{processors or os.cpu_count()} logical CPUs ({usable} usable)",
+        ),
         ("OS", platform.platform()),
         ("Python", f"{platform.python_implementation()} {sys.version.split()[0]}"),
     ]
@@ -48,14 +52,20 @@ def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
-    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"
+    def numeric(column: int) -> bool:
+        # Right-align a column whose cells all start with a figure ("1,234", "**65** (...)").
+        cells = [row[column].lstrip("*>~ ") for row in rows]
+        return bool(cells) and all(cell[:1].isdigit() or cell == "—" for cell in cells)
+
+    rule = "|" + "|".join("---:" if numeric(i) else "---" for i in range(len(columns))) + "|"
     return "\n".join([line(columns), rule, *(line(row) for row in rows)])
 
 
 def render_table(table: Table) -> str:
     parts = [f"### {table.number}. {table.title}", "", table.setup, ""]
     parts.append(markdown_table(table.columns, table.rows))
-    parts += ["", *table.notes] if table.notes else []
+    for note in table.notes:
+        parts += ["", note]
     return "\n".join(parts)
 
 

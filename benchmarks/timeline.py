@@ -10,11 +10,11 @@ from benchmarks.scenarios import Table
 
 # Each kind of request gets its own row of ticks below the zero line.
 ROWS = {
-    "token PUT": -18,
-    "role-list GET": -32,
-    "iam/info GET": -32,
-    "credentials GET": -46,
-    "other": -46,
+    "token PUT": -25,
+    "role-list GET": -55,
+    "iam/info GET": -55,
+    "credentials GET": -85,
+    "other": -85,
 }
 COLOURS = {
     "token PUT": "tab:orange",
@@ -75,15 +75,17 @@ def _plot(ax: Any, result: SimResult) -> None:
     left = [float("nan") if m is None else m for _, m, _ in result.series]
     ax.step(hours, left, where="post", color="black", lw=1)
     ax.axhline(0, color="red", lw=0.6, ls=":")
-    ax.set_ylim(-60, 400)
+    ax.set_ylim(-105, 400)
     ax.set_yticks([0, 100, 200, 300])
-    ax.set_xlim(0, max(hours, default=24))
+    ax.set_xlim(-0.3, max(hours, default=24))
     by_kind: dict[str, list[float]] = {}
     origin = result.request_times
     for when, (_, method, path, _) in zip(origin, result.log, strict=True):
         by_kind.setdefault(path_kind(method, path), []).append(when / 3600)
     for kind, times in by_kind.items():
-        ax.plot(times, [-35] * len(times), ls="", marker="|", ms=9, color=COLOURS[kind], alpha=0.6)
+        ax.plot(
+            times, [ROWS[kind]] * len(times), ls="", marker="|", ms=5, mew=1.2, color=COLOURS[kind]
+        )
     failed = [t / 3600 for t, _, errors in result.series if errors]
     if failed:
         ax.plot(failed, [380] * len(failed), "rx", ms=4)
