@@ -4,6 +4,7 @@ table; the simulated ones also keep their per-step series for the timeline pictu
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import threading
 from collections import Counter
@@ -56,14 +57,16 @@ class Settings:
     hot_repeats: int = 25
     cold_repeats: int = 21
     give_up_cap: float = 30.0
-    throttle_runs: int = 3  # scenario 6 depends on request order for peers without single flight
+    # Scenarios 5 and 6 are run this often and their median shown: backoff jitter moves the first,
+    # request order the second (for peers without single flight).
+    runs: int = 3
 
     @classmethod
     def for_mode(cls, quick: bool) -> Settings:
         if quick:
             return cls(
                 quick=True, step=300.0, hot_calls=5_000, hot_repeats=7, cold_repeats=5,
-                give_up_cap=10.0, throttle_runs=1,
+                give_up_cap=10.0, runs=1,
             )  # fmt: skip
         return cls(quick=False)
 
@@ -118,6 +121,26 @@ def _versus(botocore_ns: float, peer_ns: float) -> str:
     if 0.95 <= ratio <= 1.05:
         return "same"
     return f"{ratio:.1f}x faster" if ratio > 1 else f"{1 / ratio:.1f}x slower"
+
+
+def _spread(values: list[float], *, bold: bool = False) -> str:
+    """The median of the runs, and their range when they differ."""
+
+    def show(value: float) -> str:
+        return "never" if math.isinf(value) else f"{value:,.0f}"
+
+    middle = statistics.median_low(values)
+    text = f"**{show(middle)}**" if bold and middle else show(middle)
+    if min(values) != max(values):
+        text += f" ({show(min(values))} to {show(max(values))})"
+    return text
+
+
+def _raised(runs: list[SimResult], median_run: SimResult) -> str:
+    """Caller exceptions over the runs, and what the median run raised."""
+    text = _spread([sum(run.errors.values()) for run in runs], bold=True)
+    names = ", ".join(name for name, _ in median_run.errors.most_common(2))
+    return f"{text}: {names}" if names else text
 
 
 # -- 1, 2: real clock ---------------------------------------------------------------------------
@@ -309,7 +332,8 @@ def outage(peers: list[AnyPeer], settings: Settings) -> Table:
         " (simulated), across the 6 h expiry of the credentials every peer fetched at the start. "
         f"{settings.threads} threads, one read each per {settings.step:g} simulated seconds, 7 "
         "simulated hours. Fresh after = simulated time from the end of the outage to the first "
-        "round in which every caller got unexpired credentials.",
+        "round in which every caller got unexpired credentials. Medians of "
+        f"{settings.runs} run(s), with the range when the runs differ.",
         [
             "peer",
             "caller exceptions",
@@ -333,29 +357,32 @@ def outage(peers: list[AnyPeer], settings: Settings) -> Table:
     def up(fake: FakeIMDS) -> None:
         fake.scenario = "healthy"
 
+    def make(clock: FakeClock) -> FakeIMDS:
+        return FakeIMDS(clock=clock, rotation=HOUR, validity=VALIDITY)
+
     for peer in peers:
-
-        def make(clock: FakeClock) -> FakeIMDS:
-            return FakeIMDS(clock=clock, rotation=HOUR, validity=VALIDITY)
-
-        result = _simulate(peer, settings, make, VALIDITY + HOUR, [(start, down), (end, up)])
-        during = sum(1 for t in result.request_times if start <= t < end)
-        fresh = next(
-            (t - end for t, left, errors in result.series if t >= end and left and left > 0
-             and not errors),
-            None,
-        )  # fmt: skip
-        result.extra.update(during=during, fresh_after=fresh)
-        table.data[peer.name] = result
+        runs = []
+        for _ in range(settings.runs):
+            result = _simulate(peer, settings, make, VALIDITY + HOUR, [(start, down), (end, up)])
+            during = sum(1 for t in result.request_times if start <= t < end)
+            fresh = next(
+                (t - end for t, left, errors in result.series if t >= end and left and left > 0
+                 and not errors),
+                math.inf,
+            )  # fmt: skip
+            result.extra.update(during=during, fresh_after=fresh)
+            runs.append(result)
+        runs.sort(key=lambda run: (sum(run.errors.values()), run.extra["fresh_after"]))
+        table.data[peer.name] = runs[len(runs) // 2]
         table.rows.append(
             [
                 peer.name,
-                _errors(result.errors),
-                f"{result.expired_returned:,}",
-                f"{during:,}",
-                "never" if fresh is None else f"{fresh:,.0f}",
-                f"{result.extra['warnings']:,}",
-                _ms(result.max_wait),
+                _raised(runs, table.data[peer.name]),
+                _spread([run.expired_returned for run in runs]),
+                _spread([run.extra["during"] for run in runs]),
+                _spread([run.extra["fresh_after"] for run in runs]),
+                _spread([run.extra["warnings"] for run in runs]),
+                _ms(max(run.max_wait for run in runs)),
             ]
         )
     return table
@@ -387,8 +414,8 @@ def throttling(peers: list[AnyPeer], settings: Settings) -> Table:
         f"{settings.step:g} simulated seconds. FakeIMDS answers 429 to every request beyond the "
         f"{THROTTLE_LIMIT}th within one simulated second (a round of reads shares one second). "
         f"The last column tries only the first fetch, at {TIGHT_LIMIT} requests per second. "
-        f"Each peer ran {settings.throttle_runs} time(s); shown is the run with the median number"
-        " of exceptions.",
+        f"Medians of {settings.runs} run(s), with the range when the runs differ; the requests "
+        "are those of the run with the median number of exceptions.",
         [
             "peer",
             "caller exceptions",
@@ -407,25 +434,20 @@ def throttling(peers: list[AnyPeer], settings: Settings) -> Table:
             )
 
         runs = sorted(
-            (_simulate(peer, settings, make, 24 * HOUR) for _ in range(settings.throttle_runs)),
+            (_simulate(peer, settings, make, 24 * HOUR) for _ in range(settings.runs)),
             key=lambda run: sum(run.errors.values()),
         )
         result = runs[len(runs) // 2]  # the run with the median number of exceptions
-        spread = ""
-        if len(runs) > 1:
-            low, high = (sum(run.errors.values()) for run in (runs[0], runs[-1]))
-            spread = f"; {low:,} to {high:,} over {len(runs)} runs" if low != high else ""
         tight = _first_fetch(peer, TIGHT_LIMIT)
         result.extra["tight"] = tight
-        result.extra["runs"] = [sum(run.errors.values()) for run in runs]
         table.data[peer.name] = result
         table.rows.append(
             [
                 peer.name,
-                _errors(result.errors) + spread,
+                _raised(runs, result),
                 f"{sum(result.requests.values()):,} ({_kinds(result.requests)})",
-                f"{result.extra['throttled']:,}",
-                f"{result.expired_returned:,}",
+                _spread([run.extra["throttled"] for run in runs]),
+                _spread([run.expired_returned for run in runs]),
                 _ms(max(run.max_wait for run in runs)),
                 tight,
             ]
