@@ -118,6 +118,9 @@ class IMDSClient:
         self._lock = threading.Lock()
         self._token: _Token | None = None
         self._v1 = False  # decided to fall back to IMDSv1 for this client's life
+        # The token PUT went unanswered: a hop limit if a token-less GET now answers, a dead
+        # endpoint if it does not. The WARNING waits for that answer.
+        self._hop_limit_suspected: str | None = None
         self._v1_refused = False  # IMDS answered 401 to a token-less GET: tokens are required
         self._reached = (
             False  # IMDS has answered at least once: later connection errors are transient
@@ -145,7 +148,21 @@ class IMDSClient:
                 f"IMDS is disabled by configuration ({self.config.source_of('disabled')})."
             )
         headers = self._auth_headers()
-        raw = self._request("GET", path, headers)
+        try:
+            raw = self._request("GET", path, headers)
+        except IMDSUnreachableError:
+            if self._hop_limit_suspected is not None and not self._reached:
+                # Neither the token PUT nor a token-less GET was answered: no hop limit, nothing
+                # answers here at all. Try a token again next time.
+                self._hop_limit_suspected = None
+                self._v1 = False
+            raise
+        if self._hop_limit_suspected is not None:
+            if raw.status != 401:  # a 401 means tokens are required: the error below says it
+                log.warning(
+                    "%s Falling back to IMDSv1. %s", self._hop_limit_suspected, HOP_LIMIT_HINT
+                )
+            self._hop_limit_suspected = None
         if raw.status == 401:
             # A stale or foreign token, or a token-less GET where IMDS requires tokens: one new token,
             # one more try.
@@ -243,7 +260,7 @@ class IMDSClient:
             )
             raise TokenError(f"{why} {reason}, so no request can be made.", hint=hint)
         if hop_limit:
-            log.warning("%s Falling back to IMDSv1. %s", why, hint)
+            self._hop_limit_suspected = why
         else:
             log.info("%s Falling back to IMDSv1.", why)
         self._v1 = True
@@ -274,6 +291,10 @@ class IMDSClient:
                 if not retry_no_answer:
                     raise
                 failure = exc
+                if not self._reached:
+                    # Connections are accepted but nothing has ever answered: not an IMDS that is
+                    # busy for a moment. One timeout only, so the credential chain moves on.
+                    break
                 continue
             except _Dropped as exc:
                 failure = exc
@@ -288,6 +309,15 @@ class IMDSClient:
             return last
         if isinstance(failure, _Unreachable):
             raise self._unreachable(failure) from None
+        if not self._reached:
+            raise IMDSUnreachableError(
+                f"Nothing answers as IMDS at {self.config.endpoint} "
+                f"({self.config.source_of('endpoint')}): {method} {path}: {failure}"
+                + (", and the token request was not answered either." if self._v1 else "."),
+                hint="Something accepts connections there but does not answer: check that the "
+                "endpoint is IMDS, or that a firewall or proxy does not swallow the requests; "
+                "run `imdscreds doctor`.",
+            )
         raise IMDSUnreachableError(
             f"IMDS at {self.config.endpoint} did not answer {method} {path} "
             f"({attempts} attempt(s), {self.config.timeout:g} s each): {failure}",

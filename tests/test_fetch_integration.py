@@ -193,10 +193,29 @@ def test_hop_limit_where_imds_requires_tokens_names_the_hop_limit(fake_imds: Fak
         fetcher_for(fake_imds, timeout=0.3).fetch()
 
 
-def test_blackhole_is_unreachable_after_one_timeout_per_attempt(fake_imds: FakeIMDS) -> None:
+def test_blackhole_gives_up_after_the_token_put_and_one_tokenless_get(
+    fake_imds: FakeIMDS, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Accepts connections, never answers: not a hop limit (the token-less GET is not answered
+    # either) and not a busy IMDS (nothing ever answered), so no retries and no hop-limit WARNING.
     fake_imds.scenario = "blackhole"
-    with pytest.raises(IMDSCredsError):
-        fetcher_for(fake_imds, timeout=0.2, attempts=1, v1_disabled=True).fetch()
+    with (
+        caplog.at_level(logging.WARNING, logger="imdscreds"),
+        pytest.raises(IMDSUnreachableError) as caught,
+    ):
+        fetcher_for(fake_imds, timeout=0.2, attempts=3).fetch()
+    assert "Nothing answers as IMDS" in str(caught.value)
+    assert "token request was not answered either" in str(caught.value)
+    assert fake_imds.count(method="PUT") == 1
+    assert fake_imds.count(method="GET") == 1
+    assert not caplog.records
+
+
+def test_blackhole_with_v1_disabled_is_one_put(fake_imds: FakeIMDS) -> None:
+    fake_imds.scenario = "blackhole"
+    with pytest.raises(TokenError, match="hop limit"):
+        fetcher_for(fake_imds, timeout=0.2, attempts=3, v1_disabled=True).fetch()
+    assert fake_imds.count() == 1
 
 
 def test_refused_connection_is_unreachable_without_retries(unreachable_endpoint: str) -> None:
