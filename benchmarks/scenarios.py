@@ -473,13 +473,15 @@ def no_imds(peers: list[AnyPeer], settings: Settings) -> Table:
         f"FakeIMDS scenario `blackhole`; wall time until building the provider (the first "
         f"credentials) ends without credentials, so that a credential chain could move on. All "
         f"peers run at once, each against its own endpoint; stopped after {cap:g} s.",
-        ["peer", "seconds until it gives up", "outcome", "configured timeout"],
+        ["peer", "seconds until it gives up", "outcome", "IMDS requests", "configured timeout"],
     )
     outcomes: dict[str, tuple[float, str]] = {}
+    sent: dict[str, Counter[tuple[str, str]]] = {}
 
     def attempt(peer: AnyPeer) -> None:
         with fake_imds(FakeIMDS(scenario="blackhole")) as fake:
             outcomes[peer.name] = peer.give_up(fake.endpoint, cap)
+            sent[peer.name] = fake.requests
 
     threads = [threading.Thread(target=attempt, args=(peer,), daemon=True) for peer in peers]
     for thread in threads:
@@ -488,7 +490,16 @@ def no_imds(peers: list[AnyPeer], settings: Settings) -> Table:
         thread.join()
     for peer in peers:
         seconds, outcome = outcomes.get(peer.name, (float("nan"), "did not report"))
-        table.data[peer.name] = {"seconds": seconds, "outcome": outcome}
+        requests = sent.get(peer.name, Counter())
+        table.data[peer.name] = {"seconds": seconds, "outcome": outcome, "requests": requests}
         shown = f"> {cap:g}" if outcome.startswith("still waiting") else f"{seconds:.2f}"
-        table.rows.append([peer.name, shown, outcome, CONFIGURED_TIMEOUTS.get(peer.name, "?")])
+        table.rows.append(
+            [
+                peer.name,
+                shown,
+                outcome,
+                f"{sum(requests.values())} ({_kinds(requests)})",
+                CONFIGURED_TIMEOUTS.get(peer.name, "?"),
+            ]
+        )
     return table
