@@ -56,6 +56,8 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_TOKEN_BYTES = 4096
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 1.0
+THROTTLE_BACKOFF_BASE = 0.5
+THROTTLE_BACKOFF_CAP = 2.0
 
 HOP_LIMIT_HINT = (
     "This is the signature of a container whose IMDS PUT response hop limit is 1: raise it to 2 "
@@ -274,11 +276,11 @@ class IMDSClient:
         attempts = self.config.attempts
         failure: Exception | None = None
         last: _Raw | None = None
+        throttled = False
         for attempt in range(attempts):
             if attempt:
-                self._clock.sleep(
-                    self._rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
-                )
+                self._clock.sleep(self._backoff(attempt, throttled=throttled))
+            throttled = False
             try:
                 raw = self._send(method, path, headers)
             except _Unreachable as exc:
@@ -303,6 +305,7 @@ class IMDSClient:
             if raw.status == 429 or 500 <= raw.status <= 599:
                 failure = None
                 last = raw
+                throttled = raw.status == 429
                 continue
             return raw
         if failure is None and last is not None:
@@ -325,6 +328,14 @@ class IMDSClient:
             "AWS_METADATA_SERVICE_TIMEOUT or AWS_METADATA_SERVICE_NUM_ATTEMPTS, and run "
             "`imdscreds doctor`.",
         )
+
+    def _backoff(self, attempt: int, *, throttled: bool) -> float:
+        if throttled:
+            # IMDS limits requests per instance per second: waits that can end within the same
+            # second would only be refused again, so a 429 waits at least half its ceiling.
+            ceiling = min(THROTTLE_BACKOFF_CAP, THROTTLE_BACKOFF_BASE * 2.0 ** (attempt - 1))
+            return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+        return self._rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1)))
 
     def _unreachable(self, exc: Exception) -> IMDSUnreachableError:
         return IMDSUnreachableError(

@@ -122,8 +122,22 @@ def test_retries_are_bounded_by_attempts(
         make_client(clock, attempts=4).get("/latest/meta-data/instance-id")
     assert caught.value.status == status
     assert calls_to(mock, "GET", ID_URL) == 4
-    # Jittered exponential backoff: 3 sleeps, each at most the cap of 1 s.
-    assert 0 < clock.monotonic() - started <= 3.0
+    # Jittered exponential backoff: 3 sleeps, each at most its cap (1 s; 2 s after a 429).
+    assert 0 < clock.monotonic() - started <= (6.0 if status == 429 else 3.0)
+
+
+def test_throttled_retries_wait_long_enough_to_leave_the_throttled_second(
+    mock: responses.RequestsMock,
+) -> None:
+    mock.add(responses.PUT, TOKEN_URL, body="tok")
+    mock.add(responses.GET, ID_URL, status=429)
+    clock = FakeClock()
+    with pytest.raises(IMDSHTTPError):
+        make_client(clock, attempts=3).get("/latest/meta-data/instance-id")
+    # Equal jitter: 0.25-0.5 s, then 0.5-1 s, so the third try lands in a later second.
+    first, second = clock.sleeps
+    assert 0.25 <= first <= 0.5
+    assert 0.5 <= second <= 1.0
 
 
 @pytest.mark.parametrize(
