@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `imdscreds ... | head`: the reader left. Silence the flush at exit, as a shell tool does.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return code
 
 
@@ -272,16 +277,16 @@ def _demo(args: argparse.Namespace) -> int:
         with IMDSClient(config) as client:
             fetcher = RoleCredentialsFetcher(client)
             credentials = fetcher.fetch()
-            cold = imds.count()
-            _say(out, f"Cold fetch: {cold} requests to IMDS:")
-            for (method, path), count in sorted(imds.requests.items()):
-                _say(out, f"  {count} x {method} {path}")
+            _say(out, f"Cold fetch: {imds.count()} requests to IMDS:")
+            for _, method, path, status in imds.log:
+                _say(out, f"  {method} {path} -> {status}")
             imds.reset_counts()
             fetcher.fetch()
             _say(out, f"Second fetch: {imds.count()} request (token and role name cached).")
         _say(out, "Credentials (secrets masked):")
         _say(out, render_credentials(credentials, "json", hide=True))
-    _say(out, "Run `imdscreds credentials` on an EC2 instance for the real thing.")
+    _say(out, "Run `imdscreds credentials` on an EC2 instance for the real thing, and")
+    _say(out, "`imdscreds demo --scenario list` to see the doctor diagnose a broken instance role.")
     return EXIT_OK
 
 

@@ -188,3 +188,21 @@ def test_fake_imds_command_rejects_an_unknown_scenario(capsys: pytest.CaptureFix
     code, _, err = run(["fake-imds", "--scenario", "nope"], capsys)
     assert code == 2
     assert "healthy" in err
+
+
+def test_output_into_a_closed_pipe_ends_quietly() -> None:
+    # `imdscreds demo | head -1`: the reader goes away; no BrokenPipeError traceback.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imdscreds", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=60) in (0, 141)
+    assert "Traceback" not in stderr
