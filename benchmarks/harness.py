@@ -9,7 +9,6 @@ too, per call, for the longest wait.
 
 from __future__ import annotations
 
-import math
 import statistics
 import threading
 import time
@@ -18,12 +17,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import Message
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from imdscreds.testing import FakeClock, FakeIMDS
-from imdscreds.testing._server import Reply
 
 # Where the simulated day starts: any fixed instant works, a fixed one keeps runs comparable.
 SIM_START = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
@@ -35,36 +32,6 @@ def assert_loopback(url: str) -> str:
     host = urlsplit(url).hostname
     assert host == "127.0.0.1", f"refusing to run a peer against {url!r}: not 127.0.0.1"
     return url
-
-
-class ThrottledFakeIMDS(FakeIMDS):
-    """A FakeIMDS that answers 429 to every request beyond ``limit`` in one simulated second.
-
-    IMDS throttles per instance and publishes no number; this is the simplest model of it. The
-    second is the fake clock's, so in a stepped simulation every request of one step shares it.
-    """
-
-    def __init__(self, *, limit: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.limit = limit
-        self.throttled = 0
-        self._gate = threading.Lock()
-        self._second = -math.inf
-        self._used = 0
-
-    # FakeIMDS has no public hook for this. Its fail_next() answers the next request with a
-    # status, and is checked first; requests pass here one at a time, so the fault queued for a
-    # request is the one that request takes. Counting and logging stay the fake's own.
-    def _respond(self, method: str, path: str, headers: Message) -> Reply:
-        with self._gate:
-            second = math.floor(self.clock.monotonic())
-            if second != self._second:
-                self._second, self._used = second, 0
-            self._used += 1
-            if self._used > self.limit:
-                self.throttled += 1
-                self.fail_next(429)
-            return super()._respond(method, path, headers)
 
 
 def path_kind(method: str, path: str) -> str:

@@ -17,7 +17,6 @@ from benchmarks.harness import (
     Event,
     Session,
     SimResult,
-    ThrottledFakeIMDS,
     fake_imds,
     requests_by_kind,
     simulate,
@@ -231,7 +230,7 @@ def _simulate(
         finally:
             session.close()
         result.extra["warnings"] = WARNINGS.count
-        if isinstance(fake, ThrottledFakeIMDS):
+        if fake.throttle is not None:
             result.extra["throttled"] = fake.throttled
     return result
 
@@ -388,10 +387,21 @@ def outage(peers: list[AnyPeer], settings: Settings) -> Table:
     return table
 
 
+def throttled_fake(limit: int, clock: FakeClock) -> FakeIMDS:
+    """A FakeIMDS answering 429 beyond ``limit`` requests per second of the simulated clock.
+
+    IMDS throttles per instance and publishes no number; this is the simplest model of it. In a
+    stepped simulation every request of one step shares that second.
+    """
+    fake = FakeIMDS(clock=clock, rotation=HOUR, validity=VALIDITY)
+    fake.throttle = limit
+    return fake
+
+
 def _first_fetch(peer: AnyPeer, limit: int) -> str:
     """Does the very first fetch (3 requests for most peers) get through ``limit`` per second?"""
     clock = FakeClock(start=SIM_START)
-    fake = ThrottledFakeIMDS(limit=limit, clock=clock, rotation=HOUR, validity=VALIDITY)
+    fake = throttled_fake(limit, clock)
     with fake_imds(fake):
         try:
             session = peer.sim(fake, clock, 1)
@@ -429,9 +439,7 @@ def throttling(peers: list[AnyPeer], settings: Settings) -> Table:
     for peer in peers:
 
         def make(clock: FakeClock) -> FakeIMDS:
-            return ThrottledFakeIMDS(
-                limit=THROTTLE_LIMIT, clock=clock, rotation=HOUR, validity=VALIDITY
-            )
+            return throttled_fake(THROTTLE_LIMIT, clock)
 
         runs = sorted(
             (_simulate(peer, settings, make, 24 * HOUR) for _ in range(settings.runs)),

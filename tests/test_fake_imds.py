@@ -676,6 +676,22 @@ def test_fail_next_comes_before_the_scenario_and_the_token_check(
     assert get(http, imds, EXTENDED).status_code == 403
 
 
+def test_throttle_answers_429_beyond_the_limit_within_one_second_of_the_clock(
+    make_imds: Make, http: requests.Session, clock: FakeClock
+) -> None:
+    imds = make_imds(clock=clock)
+    imds.throttle = 2
+
+    assert put_token(http, imds).status_code == 200
+    assert get(http, imds, EXTENDED).status_code == 200
+    assert get(http, imds, EXTENDED).status_code == 429
+    clock.advance(1.0)
+    assert get(http, imds, EXTENDED).status_code == 200
+    assert imds.throttled == 1
+    imds.throttle = None
+    assert [get(http, imds, EXTENDED).status_code for _ in range(3)] == [200, 200, 200]
+
+
 @pytest.mark.parametrize(("status", "count"), [(200, 1), (302, 1), (600, 1), (500, 0)])
 def test_fail_next_rejects_what_is_not_a_failure(
     fake_imds: FakeIMDS, status: int, count: int

@@ -12,6 +12,7 @@ It binds loopback only (127.0.0.1 or ::1) and never connects anywhere.
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 import threading
 import time
@@ -71,8 +72,10 @@ class FakeIMDS:
     attributes may be changed while it runs and take effect on the next request: ``role_name``
     (a new name makes the old credentials path 404, as when an instance's role is swapped),
     ``account_id``, ``instance_id``, ``region``, ``validity``, ``rotation``, ``extended``,
-    ``v1_allowed``, ``max_token_ttl``, ``latency`` (seconds of real delay before every answer) and
-    ``date_offset`` (seconds added to the Date header, to fake clock skew).
+    ``v1_allowed``, ``max_token_ttl``, ``latency`` (seconds of real delay before every answer),
+    ``date_offset`` (seconds added to the Date header, to fake clock skew) and ``throttle`` (answer
+    429 to every request beyond that many in one second of the clock, as IMDS throttles an
+    instance; None, the default, never throttles; ``throttled`` counts those 429s).
     """
 
     def __init__(
@@ -112,6 +115,10 @@ class FakeIMDS:
         self.v1_allowed = v1_allowed
         self.max_token_ttl = max_token_ttl
         self.latency = 0.0
+        self.throttle: int | None = None
+        self.throttled = 0
+        self._throttle_second = -1
+        self._throttle_used = 0
         self.date_offset = 0.0
 
         self._port = port
@@ -345,6 +352,8 @@ class FakeIMDS:
         with self._lock:
             self._requests[(method, path)] += 1
             fault = self._take_fault(path)
+            if fault is None:
+                fault = self._take_throttle(arrived)
             if fault is not None:
                 reply = protocol.error(fault)
             else:
@@ -368,6 +377,18 @@ class FakeIMDS:
             launched=self._epoch,
             credentials=self._current_set,
         )
+
+    def _take_throttle(self, arrived: float) -> int | None:
+        if self.throttle is None:
+            return None
+        second = math.floor(arrived)
+        if second != self._throttle_second:
+            self._throttle_second, self._throttle_used = second, 0
+        self._throttle_used += 1
+        if self._throttle_used <= self.throttle:
+            return None
+        self.throttled += 1
+        return 429
 
     def _take_fault(self, path: str) -> int | None:
         for fault in self._faults:
