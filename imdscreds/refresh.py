@@ -46,6 +46,9 @@ log = logging.getLogger("imdscreds.refresh")
 # How long the prefetch thread sleeps between looks at a clock other than the system clock: such a
 # clock (a test's) moves without notice, so the thread looks often. On the system clock the thread
 # sleeps until its deadline, waking at least once a minute in case the host was suspended.
+# IMDS: "new credentials are available at least five minutes before the old ones expire".
+_IMDS_ROTATION_PROMISE = 300.0
+_PROMISE_JITTER = 60.0
 _FAKE_CLOCK_POLL = 0.005
 _SYSTEM_CLOCK_POLL = 60.0
 
@@ -303,6 +306,13 @@ class RefreshingCredentials(Generic[V]):
     def _not_rotated(self, prev: _Snapshot[V], now: float) -> _Snapshot[V]:
         retries = prev.retries + 1
         attempt_at = self._next_attempt(now, retries, prev.mandatory_at, prev.expires_at)
+        promised_at = prev.expires_at - _IMDS_ROTATION_PROMISE
+        if now < promised_at:
+            # IMDS promises new credentials at least 5 min before the old ones expire; until then
+            # asking again mostly finds the same set, and the current one is still good. Look at
+            # the promise (jittered: processes on one instance share its IMDS), not before.
+            promise = promised_at + self._rng.uniform(0.0, _PROMISE_JITTER)
+            attempt_at = max(attempt_at, min(promise, prev.mandatory_at))
         log.debug(
             "IMDS handed back the same credentials (access key %s, expiring at %s); looking again "
             "in %.0f s.",

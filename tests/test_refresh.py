@@ -152,7 +152,7 @@ def test_view_is_built_once_per_fetch_and_handed_out_until_the_next(
     clock.advance(IN_ADVISORY)
     assert creds.get_view() is first  # IMDS handed back the same credentials: same view
     imds.rotate = True
-    clock.advance(20.0)
+    clock.advance(seconds_left(creds.get(), clock) - 240.0)  # past IMDS's promised rotation
     second = creds.get_view()
     assert second != first
     assert second == (creds.get().access_key_id, "app-role")
@@ -323,7 +323,7 @@ def test_after_a_failed_attempt_callers_do_not_wait_on_imds(
 # -- IMDS hands back the same credentials ---------------------------------------------------------
 
 
-def test_same_credentials_again_backs_off_instead_of_asking_on_every_call(
+def test_same_credentials_again_waits_for_imds_promised_rotation_instead_of_polling(
     clock: FakeClock, imds: StubIMDS
 ) -> None:
     creds = engine(imds, clock)
@@ -334,14 +334,30 @@ def test_same_credentials_again_backs_off_instead_of_asking_on_every_call(
         for _ in range(10):
             assert creds.get() is first
         clock.advance(1.0)
-    # 15 minutes of calls ten times a second: backoff 10 s doubling to 300 s, not 9,000 fetches.
-    assert 4 <= imds.calls - 1 <= 10
+    # 15 minutes of calls ten times a second: one look at the advisory point, then none until
+    # IMDS's promise (new credentials at least 5 min before expiry), not 9,000 fetches.
+    assert imds.calls - 1 == 1
     imds.rotate = True
     calls = imds.calls
     while creds.get() is first:
         clock.advance(1.0)
-    assert seconds_left(first, clock) > 60.0  # new credentials before the mandatory window
+    # The look at the promise (plus up to 60 s of jitter) gets them, before the mandatory window.
+    assert 240.0 - 1.0 <= seconds_left(first, clock) <= 300.0
     assert imds.calls == calls + 1
+
+
+def test_same_credentials_inside_the_promise_back_off_until_the_mandatory_window(
+    clock: FakeClock, imds: StubIMDS
+) -> None:
+    creds = engine(imds, clock)
+    first = creds.get()
+    imds.rotate = False  # IMDS late, past its own promise
+    clock.advance(LIFETIME - 290.0)
+    while seconds_left(first, clock) > 60.0:
+        assert creds.get() is first
+        clock.advance(1.0)
+    # 230 s of calls once a second: backoff 10 s doubling (equal jitter), not 230 fetches.
+    assert 3 <= imds.calls - 1 <= 6
 
 
 def test_credentials_issued_inside_the_advisory_window_are_not_refetched_on_every_call(
