@@ -1,7 +1,7 @@
 """``IMDSClient``: IMDSv2 GETs with a cached session token, retries, and errors that say why.
 
-The client holds the policy; ``requests`` only carries bytes. What it does differently from the
-SDKs' clients, and why:
+The client holds the policy; ``imdscreds.transport`` sends one request. What it does differently
+from the SDKs' clients, and why:
 
 - One token serves every GET until shortly before its TTL runs out (the SDKs' providers fetch a new
   one per refresh). A 401 means the token is stale: fetch a new one and retry once.
@@ -24,14 +24,10 @@ import threading
 import weakref
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 
 import requests
-import urllib3.exceptions
-from requests.adapters import HTTPAdapter
 
-from imdscreds._version import __version__
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
 from imdscreds.errors import (
@@ -43,16 +39,22 @@ from imdscreds.errors import (
     MetadataDisabledError,
     TokenError,
 )
+from imdscreds.transport import (
+    Dropped,
+    NoAnswer,
+    RawResponse,
+    Unreachable,
+    new_session,
+    send,
+)
 
-__all__ = ["IMDSClient", "IMDSResponse", "connect_failed", "new_session", "parse_http_date"]
+__all__ = ["IMDSClient", "IMDSResponse"]
 
 log = logging.getLogger("imdscreds")
 
 TOKEN_PATH = "/latest/api/token"  # noqa: S105 - a path, not a secret
 TOKEN_HEADER = "X-aws-ec2-metadata-token"  # noqa: S105
 TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"  # noqa: S105
-# IMDS documents are a few hundred bytes; anything far larger did not come from IMDS.
-MAX_BODY_BYTES = 64 * 1024
 MAX_TOKEN_BYTES = 4096
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 1.0
@@ -78,24 +80,6 @@ class IMDSResponse:
 class _Token(NamedTuple):
     value: str
     renew_at: float  # monotonic
-
-
-class _Raw(NamedTuple):
-    status: int
-    body: bytes
-    date: datetime | None
-
-
-class _Unreachable(Exception):
-    """The TCP connection could not be made: refused, unreachable, or no SYN-ACK in time."""
-
-
-class _NoAnswer(Exception):
-    """The connection was made, but no response arrived in time."""
-
-
-class _Dropped(Exception):
-    """The connection was made, then closed without a response."""
 
 
 _CLIENTS: weakref.WeakSet[IMDSClient] = weakref.WeakSet()
@@ -210,7 +194,7 @@ class IMDSClient:
             raw = self._request(
                 "PUT", TOKEN_PATH, {TOKEN_TTL_HEADER: str(ttl)}, retry_no_answer=False
             )
-        except _NoAnswer:
+        except NoAnswer:
             self._token_fallback(
                 "IMDS accepted the connection but never answered the token request "
                 f"(PUT {TOKEN_PATH}, {self.config.timeout:g} s).",
@@ -271,11 +255,11 @@ class IMDSClient:
 
     def _request(
         self, method: str, path: str, headers: dict[str, str], *, retry_no_answer: bool = True
-    ) -> _Raw:
+    ) -> RawResponse:
         """Send with retries; return the final status, or raise when no answer ever came."""
         attempts = self.config.attempts
         failure: Exception | None = None
-        last: _Raw | None = None
+        last: RawResponse | None = None
         throttled = False
         for attempt in range(attempts):
             if attempt:
@@ -283,13 +267,13 @@ class IMDSClient:
             throttled = False
             try:
                 raw = self._send(method, path, headers)
-            except _Unreachable as exc:
+            except Unreachable as exc:
                 if not self._reached:
                     # Nothing has ever answered here: most likely no IMDS at all. One timeout only.
                     raise self._unreachable(exc) from None
                 failure = exc
                 continue
-            except _NoAnswer as exc:
+            except NoAnswer as exc:
                 if not retry_no_answer:
                     raise
                 failure = exc
@@ -298,7 +282,7 @@ class IMDSClient:
                     # busy for a moment. One timeout only, so the credential chain moves on.
                     break
                 continue
-            except _Dropped as exc:
+            except Dropped as exc:
                 failure = exc
                 continue
             self._reached = True
@@ -310,7 +294,7 @@ class IMDSClient:
             return raw
         if failure is None and last is not None:
             return last
-        if isinstance(failure, _Unreachable):
+        if isinstance(failure, Unreachable):
             raise self._unreachable(failure) from None
         if not self._reached:
             raise IMDSUnreachableError(
@@ -343,36 +327,15 @@ class IMDSClient:
             f"({self.config.source_of('endpoint')}): {exc}."
         )
 
-    def _send(self, method: str, path: str, headers: dict[str, str]) -> _Raw:
-        timeout = self.config.timeout
-        try:
-            response = self._session.request(
-                method,
-                self.config.url(path),
-                headers=headers,
-                timeout=(timeout, timeout),
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.exceptions.ConnectTimeout:
-            raise _Unreachable(f"no connection within {timeout:g} s") from None
-        except requests.exceptions.ReadTimeout:
-            raise _NoAnswer(f"no answer within {timeout:g} s") from None
-        except requests.exceptions.ConnectionError as exc:
-            if connect_failed(exc):
-                raise _Unreachable("connection refused or unreachable") from None
-            raise _Dropped("connection closed without an answer") from None
-        try:
-            body = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
-        except (urllib3.exceptions.HTTPError, OSError):
-            raise _Dropped("connection closed in the middle of an answer") from None
-        finally:
-            response.close()
-        if len(body) > MAX_BODY_BYTES:
-            raise MalformedResponseError(
-                f"IMDS's answer to {method} {path} is larger than {MAX_BODY_BYTES} bytes."
-            )
-        return _Raw(response.status_code, body, parse_http_date(response.headers.get("Date")))
+    def _send(self, method: str, path: str, headers: dict[str, str]) -> RawResponse:
+        return send(
+            self._session,
+            method,
+            self.config.url(path),
+            headers,
+            timeout=self.config.timeout,
+            label=f"{method} {path}",
+        )
 
     def _status_error(self, path: str, status: int, *, tokenless: bool) -> Exception:
         if status == 403:
@@ -418,52 +381,11 @@ class IMDSClient:
             self._session = new_session()
 
 
-def new_session() -> requests.Session:
-    """A requests session fit for IMDS: no environment proxies, no retries, one small pool."""
-    session = requests.Session()
-    session.trust_env = False  # no HTTP_PROXY, no .netrc: IMDS traffic and its token stay local
-    session.proxies = {}
-    session.headers.update({"User-Agent": f"imdscreds/{__version__}"})
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def connect_failed(exc: BaseException) -> bool:
-    """Whether requests' wrapped exception chain says the TCP connection was never made."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # requests -> MaxRetryError -> NewConnectionError -> OSError
-        if seen is None:
-            break
-        if isinstance(seen, urllib3.exceptions.NewConnectionError | ConnectionRefusedError):
-            return True
-        reason = getattr(seen, "reason", None)
-        args = getattr(seen, "args", ())
-        if isinstance(reason, BaseException):
-            seen = reason
-        elif args and isinstance(args[0], BaseException):
-            seen = args[0]
-        else:
-            seen = seen.__cause__ or seen.__context__
-    return False
-
-
 def _decode(body: bytes, path: str) -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedResponseError(f"IMDS's answer to {path} is not UTF-8 text.") from None
-
-
-def parse_http_date(value: str | None) -> datetime | None:
-    """An HTTP ``Date`` header as an aware datetime; None when absent or unparsable."""
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _reset_clients_after_fork() -> None:

@@ -20,8 +20,9 @@ from imdscreds.errors import (
     MetadataDisabledError,
     TokenError,
 )
-from imdscreds.imds import MAX_BODY_BYTES, IMDSClient
+from imdscreds.imds import IMDSClient
 from imdscreds.testing import FakeClock
+from imdscreds.transport import MAX_BODY_BYTES
 
 ENDPOINT = "http://127.0.0.1:9"
 TOKEN_URL = f"{ENDPOINT}/latest/api/token"

@@ -23,13 +23,8 @@ import requests
 
 from imdscreds.clock import Clock
 from imdscreds.config import IMDSConfig
-from imdscreds.imds import (
-    TOKEN_PATH,
-    TOKEN_TTL_HEADER,
-    connect_failed,
-    new_session,
-    parse_http_date,
-)
+from imdscreds.imds import TOKEN_PATH, TOKEN_TTL_HEADER
+from imdscreds.transport import connect_failed, new_session, parse_http_date
 
 __all__ = ["PROBE_GET_PATH", "Attempt", "Outcome", "ProbeResult", "probe_imds"]
 
