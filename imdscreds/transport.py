@@ -2,7 +2,7 @@
 
 ``send`` returns the status, a size-capped body and the ``Date`` header, or raises one of three
 exceptions that say how the request failed, which the client's retry and fallback rules need:
-the TCP connection was never made (``Unreachable``), it was made and no answer came in time
+the TCP connection was never made (``Unreachable``; ``ConnectTimedOut`` when no SYN-ACK came), it was made and no answer came in time
 (``NoAnswer``: the container hop-limit signature for a token PUT), or it was closed without a
 complete answer (``Dropped``).
 """
@@ -22,6 +22,7 @@ from imdscreds.errors import MalformedResponseError
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "ConnectTimedOut",
     "Dropped",
     "NoAnswer",
     "RawResponse",
@@ -46,6 +47,10 @@ class RawResponse(NamedTuple):
 
 class Unreachable(Exception):
     """The TCP connection could not be made: refused, unreachable, or no SYN-ACK in time."""
+
+
+class ConnectTimedOut(Unreachable):
+    """No SYN-ACK within the timeout (as opposed to a refused or unreachable connection)."""
 
 
 class NoAnswer(Exception):
@@ -76,7 +81,7 @@ def send(
             stream=True,
         )
     except requests.exceptions.ConnectTimeout:
-        raise Unreachable(f"no connection within {timeout:g} s") from None
+        raise ConnectTimedOut(f"no connection within {timeout:g} s") from None
     except requests.exceptions.ReadTimeout:
         raise NoAnswer(f"no answer within {timeout:g} s") from None
     except requests.exceptions.ConnectionError as exc:

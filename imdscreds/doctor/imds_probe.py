@@ -13,18 +13,23 @@ Both go out at once, so a black hole costs one timeout, not two.
 
 from __future__ import annotations
 
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-import requests
-
 from imdscreds.clock import Clock
 from imdscreds.config import IMDSConfig
+from imdscreds.errors import MalformedResponseError
 from imdscreds.imds import TOKEN_PATH, TOKEN_TTL_HEADER
-from imdscreds.transport import connect_failed, new_session, parse_http_date
+from imdscreds.transport import (
+    ConnectTimedOut,
+    Dropped,
+    NoAnswer,
+    Unreachable,
+    new_session,
+    send,
+)
 
 __all__ = ["PROBE_GET_PATH", "Attempt", "Outcome", "ProbeResult", "probe_imds"]
 
@@ -119,39 +124,36 @@ def probe_imds(config: IMDSConfig, clock: Clock) -> ProbeResult:
 def _attempt(
     config: IMDSConfig, clock: Clock, method: str, path: str, headers: dict[str, str]
 ) -> Attempt:
-    timeout = config.timeout
     started = clock.monotonic()
     before = clock.now()
-    # The same transport policy as IMDSClient: no proxies, no redirects, a bounded read.
+    # The same transport as IMDSClient (no proxies, no redirects, a bounded read), one attempt.
     with new_session() as session:
         try:
-            response = session.request(
+            raw = send(
+                session,
                 method,
                 config.url(path),
-                headers=headers,
-                timeout=(timeout, timeout),
-                allow_redirects=False,
-                stream=True,
+                headers,
+                timeout=config.timeout,
+                label=f"{method} {path}",
             )
-        except requests.exceptions.ConnectTimeout:
+        except ConnectTimedOut:
             return Attempt(method, path, "connect-timeout", clock.monotonic() - started)
-        except requests.exceptions.ReadTimeout:
+        except Unreachable:
+            return Attempt(method, path, "refused", clock.monotonic() - started)
+        except NoAnswer:
             return Attempt(method, path, "no-answer", clock.monotonic() - started)
-        except requests.exceptions.ConnectionError as exc:
-            outcome: Outcome = "refused" if connect_failed(exc) else "dropped"
-            return Attempt(method, path, outcome, clock.monotonic() - started)
-        # The status line is what the probe wants; the body (a token) is not kept, and a failure
-        # in the middle of it changes nothing.
-        with contextlib.suppress(Exception):
-            response.raw.read(4096, decode_content=False)
-        response.close()
-    elapsed = clock.monotonic() - started
+        except Dropped:
+            return Attempt(method, path, "dropped", clock.monotonic() - started)
+        except MalformedResponseError:
+            # Something answered with a body far larger than IMDS ever sends: not IMDS's answer.
+            return Attempt(method, path, "answered", clock.monotonic() - started)
     return Attempt(
         method,
         path,
         "answered",
-        elapsed,
-        status=response.status_code,
-        date=parse_http_date(response.headers.get("Date")),
+        clock.monotonic() - started,
+        status=raw.status,
+        date=raw.date,
         local_time=before + (clock.now() - before) / 2,
     )
