@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from imdscreds._version import __version__
 from imdscreds.config import IMDSConfig
-from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
+from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher, format_timestamp
 from imdscreds.errors import ConfigError, IMDSCredsError
 from imdscreds.imds import IMDSClient
 
@@ -190,7 +190,7 @@ def render_credentials(credentials: RoleCredentials, fmt: str, *, hide: bool) ->
         AccountId=credentials.account_id,
         LastUpdated=None
         if credentials.last_updated is None
-        else credentials.last_updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        else format_timestamp(credentials.last_updated),
     )
     return json.dumps(document, indent=2)
 

@@ -33,6 +33,7 @@ __all__ = [
     "RoleCredentials",
     "RoleCredentialsFetcher",
     "fetch_role_credentials",
+    "format_timestamp",
     "parse_credentials",
     "parse_timestamp",
 ]
@@ -57,12 +58,13 @@ class RoleCredentials:
             "AccessKeyId": self.access_key_id,
             "SecretAccessKey": self.secret_access_key,
             "SessionToken": self.token,
-            "Expiration": _iso(self.expiration),
+            "Expiration": format_timestamp(self.expiration),
         }
 
 
-def _iso(instant: datetime) -> str:
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+def format_timestamp(instant: datetime) -> str:
+    """An aware datetime as IMDS writes timestamps: ``2026-01-01T00:00:00Z`` (UTC, whole seconds)."""
+    return instant.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- parsing --------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar, overload
 
 from imdscreds.clock import SYSTEM_CLOCK, Clock, SystemClock
-from imdscreds.credentials import RoleCredentials
+from imdscreds.credentials import RoleCredentials, format_timestamp
 from imdscreds.policy import DEFAULT_POLICY, RefreshPolicy
 
 __all__ = ["RefreshPolicy", "RefreshingCredentials"]
@@ -519,7 +519,7 @@ def _same(a: RoleCredentials, b: RoleCredentials) -> bool:
 
 
 def _when(credentials: RoleCredentials) -> str:
-    return credentials.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_timestamp(credentials.expiration)
 
 
 def _describe(exc: Exception) -> str:

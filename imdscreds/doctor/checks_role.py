@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from imdscreds.credentials import format_timestamp
 from imdscreds.doctor import aws, fixes
 from imdscreds.doctor.checks_imds import imds_blocked, instance_id
 from imdscreds.doctor.context import Context
@@ -239,7 +240,7 @@ def check_credentials_expiry(ctx: Context) -> Finding:
     credentials = fact.value
     now = ctx.clock.now()
     left = (credentials.expiration - now).total_seconds()
-    expires = credentials.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
+    expires = format_timestamp(credentials.expiration)
     detail = f"Access key {credentials.access_key_id}, from the {ctx.fetcher.api} endpoint."
     if left <= 0:
         return failed(

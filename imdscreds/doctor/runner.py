@@ -13,6 +13,7 @@ from typing import Any
 
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
+from imdscreds.credentials import format_timestamp
 from imdscreds.doctor import aws
 from imdscreds.doctor.checks_aws import (
     check_no_attached_policies,
@@ -196,7 +197,7 @@ def _role(ctx: Context) -> dict[str, Any]:
         profile_arn = profile_state(ctx).profile_arn
 
     def stamp(value: Any) -> str | None:
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+        return format_timestamp(value) if value is not None else None
 
     account = credentials.account_id if credentials is not None else None
     if account is None and isinstance(arn, str) and arn.count(":") >= 5:

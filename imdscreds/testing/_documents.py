@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
+
+from imdscreds.credentials import format_timestamp
 
 __all__ = [
     "code_document",
@@ -18,7 +20,6 @@ __all__ = [
     "imds_json",
     "info_document",
     "instance_profile_id",
-    "iso",
     "profile_not_found_document",
     "trust_policy_document",
 ]
@@ -26,11 +27,6 @@ __all__ = [
 _TROUBLESHOOTING_URL = (
     "http://docs.amazonwebservices.com/IAM/latest/UserGuide/RolesTroubleshooting.html"
 )
-
-
-def iso(instant: datetime) -> str:
-    """IMDS's timestamp form: UTC, whole seconds, a literal Z."""
-    return instant.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def imds_json(document: dict[str, Any]) -> bytes:
@@ -92,12 +88,12 @@ def credentials_document(
     """The role credentials document; ``AccountId`` only on the extended path."""
     document: dict[str, Any] = {
         "Code": "Success",
-        "LastUpdated": iso(last_updated),
+        "LastUpdated": format_timestamp(last_updated),
         "Type": "AWS-HMAC",
         "AccessKeyId": access_key_id,
         "SecretAccessKey": secret_access_key,
         "Token": token,
-        "Expiration": iso(expiration),
+        "Expiration": format_timestamp(expiration),
     }
     if account_id is not None:
         document["AccountId"] = account_id
@@ -106,7 +102,9 @@ def credentials_document(
 
 def code_document(code: str, message: str, last_updated: datetime) -> bytes:
     """A 200 document that reports a failure in its ``Code``, as IMDS does for IAM problems."""
-    return imds_json({"Code": code, "Message": message, "LastUpdated": iso(last_updated)})
+    return imds_json(
+        {"Code": code, "Message": message, "LastUpdated": format_timestamp(last_updated)}
+    )
 
 
 def trust_policy_document(role_name: str, last_updated: datetime) -> bytes:
@@ -132,7 +130,7 @@ def info_document(account_id: str, role_name: str, last_updated: datetime) -> by
     return imds_json(
         {
             "Code": "Success",
-            "LastUpdated": iso(last_updated),
+            "LastUpdated": format_timestamp(last_updated),
             "InstanceProfileArn": f"arn:aws:iam::{account_id}:instance-profile/{role_name}",
             "InstanceProfileId": instance_profile_id(account_id, role_name),
         }
@@ -155,7 +153,7 @@ def identity_document(
             "instanceId": instance_id,
             "instanceType": "t3.micro",
             "kernelId": None,
-            "pendingTime": iso(pending_time),
+            "pendingTime": format_timestamp(pending_time),
             "privateIp": "10.0.0.12",
             "ramdiskId": None,
             "region": region,
