@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import botocore.exceptions  # type: ignore[import-untyped,unused-ignore]
@@ -19,6 +18,7 @@ import botocore.session  # type: ignore[import-untyped,unused-ignore]
 from botocore.config import Config  # type: ignore[import-untyped,unused-ignore]
 
 from imdscreds.credentials import RoleCredentials
+from imdscreds.transport import parse_http_date
 
 __all__ = [
     "AWS_TIMEOUT",
@@ -124,12 +124,7 @@ def new_client(
 def _date(metadata: Mapping[str, Any] | None) -> datetime | None:
     headers = (metadata or {}).get("HTTPHeaders") or {}
     value = headers.get("date")
-    if not isinstance(value, str):
-        return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
+    return parse_http_date(value) if isinstance(value, str) else None
 
 
 def call(client: Any, operation: str, now: Callable[[], datetime], **params: Any) -> AwsResult:

@@ -108,10 +108,13 @@ class Context:
         self._aws_down: dict[str, str] = {}
         self._client: IMDSClient | None = None
         self._fetcher: RoleCredentialsFetcher | None = None
+        self._aws_clients: dict[tuple[str, bool], Any] = {}
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+        for client in self._aws_clients.values():
+            client.close()
 
     # -- earlier findings ------------------------------------------------------------------------
 
@@ -283,28 +286,33 @@ class Context:
         """One STS or IAM call with the role's credentials, or with ``--iam-profile``'s."""
         if service in self._aws_down:
             return aws.AwsResult(operation, code=aws.UNREACHABLE, message=self._aws_down[service])
-        credentials = None if with_profile else self.role_credentials.value
         with self.step(f"{service.upper()} ({operation})"):
             try:
-                client = aws.new_client(
-                    self.session_factory,
-                    service,
-                    region=self.region,
-                    credentials=credentials,
-                    profile=self.iam_profile if with_profile else None,
-                )
+                client = self._aws_client(service, with_profile=with_profile)
             except (botocore.exceptions.BotoCoreError, ValueError) as exc:
                 # A bad AWS_ENDPOINT_URL_* or profile setting: the call cannot even be made.
                 return aws.AwsResult(operation, code=type(exc).__name__, message=str(exc))
-            try:
-                result = aws.call(client, operation, self.clock.now, **params)
-            finally:
-                client.close()
+            result = aws.call(client, operation, self.clock.now, **params)
         if result.unreachable:
             self._aws_down[service] = (
                 f"not tried: {service.upper()} did not answer ({result.message})"
             )
         return result
+
+    def _aws_client(self, service: str, *, with_profile: bool) -> Any:
+        # One client per service and identity: building a botocore session and client costs far
+        # more than the call itself, and IAM is asked up to three times.
+        key = (service, with_profile)
+        client = self._aws_clients.get(key)
+        if client is None:
+            client = self._aws_clients[key] = aws.new_client(
+                self.session_factory,
+                service,
+                region=self.region,
+                credentials=None if with_profile else self.role_credentials.value,
+                profile=self.iam_profile if with_profile else None,
+            )
+        return client
 
     @property
     def can_call_aws(self) -> bool:
