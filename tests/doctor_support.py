@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,6 @@ __all__ = [
     "run_doctor_cli",
     "secrets_of",
     "self_read_policy",
-    "serve",
 ]
 
 ACCOUNT = "123456789012"
@@ -168,15 +166,3 @@ class AwsWorld:
                 f"aws_secret_access_key = {key['SecretAccessKey']}\n"
             )
         return name
-
-
-def serve(imds: FakeIMDS, credentials: dict[str, Any]) -> None:
-    """Have the fake serve credentials that moto's STS issued."""
-    expiration = credentials["Expiration"]
-    assert isinstance(expiration, datetime)
-    imds.serve_credentials(
-        credentials["AccessKeyId"],
-        credentials["SecretAccessKey"],
-        credentials["SessionToken"],
-        expiration,
-    )

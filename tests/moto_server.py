@@ -22,8 +22,11 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from types import TracebackType
 from typing import Any
+
+from imdscreds.testing import FakeIMDS
 
 __all__ = ["TEST_ACCESS_KEY_ID", "TEST_SECRET_ACCESS_KEY", "MotoServer"]
 
@@ -146,3 +149,15 @@ class MotoServer:
         options.update(kwargs)
         # A session of its own: no env vars, files or IMDS are consulted for these keys.
         return boto3.session.Session().client(service, **options)
+
+
+def serve_issued(imds: FakeIMDS, credentials: dict[str, Any]) -> None:
+    """Have the fake IMDS serve credentials that moto's STS issued (``AssumeRole``'s Credentials)."""
+    expiration = credentials["Expiration"]
+    assert isinstance(expiration, datetime)
+    imds.serve_credentials(
+        credentials["AccessKeyId"],
+        credentials["SecretAccessKey"],
+        credentials["SessionToken"],
+        expiration,
+    )

@@ -24,9 +24,8 @@ from doctor_support import (
     run_doctor_cli,
     secrets_of,
     self_read_policy,
-    serve,
 )
-from moto_server import MotoServer
+from moto_server import MotoServer, serve_issued
 
 from imdscreds.cli import main
 from imdscreds.config import IMDSConfig
@@ -68,7 +67,7 @@ def test_healthy_instance_with_a_role_policy_is_ok_with_no_warnings(
     capsys: pytest.CaptureFixture[str], world: AwsWorld, imds: FakeIMDS
 ) -> None:
     issued = world.instance_role(ROLE, inline=self_read_policy(ROLE))
-    serve(imds, issued)
+    serve_issued(imds, issued)
     world.enable_auth()
     run = doctor(capsys, imds, extra=[issued["SecretAccessKey"], issued["SessionToken"]])
     assert run.code == 0
@@ -113,7 +112,7 @@ def test_unreachable_sts_fails_sts_identity_with_the_vpc_endpoint_fix(
 def test_role_without_policies_is_unreadable_to_itself_a_warning_not_a_verdict(
     capsys: pytest.CaptureFixture[str], world: AwsWorld, imds: FakeIMDS
 ) -> None:
-    serve(imds, world.instance_role(ROLE))
+    serve_issued(imds, world.instance_role(ROLE))
     world.enable_auth()
     run = doctor(capsys, imds)
     assert run.code == 0
@@ -134,7 +133,7 @@ def test_role_without_policies_read_by_an_administrator_fails_no_attached_polici
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    serve(imds, world.instance_role(ROLE))
+    serve_issued(imds, world.instance_role(ROLE))
     credentials = tmp_path / "credentials"
     admin = world.admin_profile(credentials)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
@@ -160,7 +159,7 @@ def test_managed_policy_read_by_an_administrator_passes(
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
     }
-    serve(imds, world.instance_role(ROLE, managed=managed))
+    serve_issued(imds, world.instance_role(ROLE, managed=managed))
     credentials = tmp_path / "credentials"
     admin = world.admin_profile(credentials)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
@@ -201,7 +200,7 @@ def test_trust_policy_failure_read_by_an_administrator_names_the_trusted_princip
 def test_credentials_still_served_after_the_trust_policy_changed_warn(
     capsys: pytest.CaptureFixture[str], world: AwsWorld, imds: FakeIMDS
 ) -> None:
-    serve(imds, world.instance_role(ROLE, inline=self_read_policy(ROLE)))
+    serve_issued(imds, world.instance_role(ROLE, inline=self_read_policy(ROLE)))
     world.server.client("iam").update_assume_role_policy(
         RoleName=ROLE, PolicyDocument=json.dumps(ec2_trust("lambda.amazonaws.com"))
     )
@@ -231,7 +230,7 @@ def test_expiring_credentials_without_renewal_warn(
 ) -> None:
     issued = world.instance_role(ROLE, inline=self_read_policy(ROLE))
     issued["Expiration"] = datetime.now(timezone.utc) + timedelta(minutes=3)
-    serve(imds, issued)
+    serve_issued(imds, issued)
     world.enable_auth()
     run = doctor(capsys, imds)
     assert (run.code, run.status("credentials-expiry")) == (0, "warn")
@@ -272,7 +271,7 @@ def text_run(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 def test_readme_shows_a_real_healthy_run(
     capsys: pytest.CaptureFixture[str], world: AwsWorld, imds: FakeIMDS
 ) -> None:
-    serve(imds, world.instance_role(ROLE, inline=self_read_policy(ROLE)))
+    serve_issued(imds, world.instance_role(ROLE, inline=self_read_policy(ROLE)))
     world.enable_auth()
     code, out = text_run(capsys)
     assert code == 0
@@ -292,7 +291,7 @@ def test_readme_shows_a_real_trust_policy_failure(
 def test_runner_takes_its_dependencies_as_arguments(
     world: AwsWorld, imds: FakeIMDS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    serve(imds, world.instance_role(ROLE))
+    serve_issued(imds, world.instance_role(ROLE))
     credentials = tmp_path / "credentials"
     admin = world.admin_profile(credentials)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))

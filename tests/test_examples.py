@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from moto_server import MotoServer
+from moto_server import MotoServer, serve_issued
 
 from imdscreds.testing import FakeIMDS
 
@@ -45,14 +45,8 @@ def instance(fake_imds: FakeIMDS, monkeypatch: pytest.MonkeyPatch) -> Iterator[F
     with MotoServer(no_auth_actions=2) as moto:
         issued = moto.assume_instance_role("app-role", INSTANCE_ID)
         assert issued["AssumedRoleUser"]["Arn"] == ROLE_SESSION_ARN
-        credentials = issued["Credentials"]
         fake_imds.role_name = "app-role"
-        fake_imds.serve_credentials(
-            credentials["AccessKeyId"],
-            credentials["SecretAccessKey"],
-            credentials["SessionToken"],
-            credentials["Expiration"],
-        )
+        serve_issued(fake_imds, issued["Credentials"])
         monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", fake_imds.endpoint)
         monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto.endpoint)
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto_server import MotoServer
+from moto_server import MotoServer, serve_issued
 
 import imdscreds.provider
 from imdscreds.testing import FakeIMDS
@@ -73,14 +73,8 @@ def account(moto: MotoServer, fake_imds: FakeIMDS, monkeypatch: pytest.MonkeyPat
     )
     user = iam.create_user(UserName="ci")
     key = iam.create_access_key(UserName="ci")["AccessKey"]
-    credentials = issued["Credentials"]
     fake_imds.role_name = "app-role"
-    fake_imds.serve_credentials(
-        credentials["AccessKeyId"],
-        credentials["SecretAccessKey"],
-        credentials["SessionToken"],
-        credentials["Expiration"],
-    )
+    serve_issued(fake_imds, issued["Credentials"])
     monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", fake_imds.endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto.endpoint)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
