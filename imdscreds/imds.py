@@ -108,9 +108,8 @@ class IMDSClient:
         # endpoint if it does not. The WARNING waits for that answer.
         self._hop_limit_suspected: str | None = None
         self._v1_refused = False  # IMDS answered 401 to a token-less GET: tokens are required
-        self._reached = (
-            False  # IMDS has answered at least once: later connection errors are transient
-        )
+        # IMDS has answered at least once: from then on connection errors are transient.
+        self._reached = False
         _CLIENTS.add(self)
 
     def __repr__(self) -> str:
