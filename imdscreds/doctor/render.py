@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from imdscreds.doctor.findings import Finding, Report
+from imdscreds.untrusted import printable
 
 __all__ = ["can_encode_marks", "render_json", "render_text", "use_color"]
 
@@ -46,9 +47,7 @@ def can_encode_marks(stream: TextIO) -> bool:
 
 def _clean(text: str) -> str:
     """Text from IMDS or AWS, with control characters shown escaped (no terminal tricks)."""
-    return "".join(
-        char if char.isprintable() or char == "\n" else repr(char)[1:-1] for char in text
-    )
+    return printable(text, keep_newlines=True)
 
 
 def _block(text: str, width: int) -> list[str]:
