@@ -11,7 +11,6 @@ black hole costs one timeout, not one per check.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -25,7 +24,7 @@ import botocore.exceptions  # type: ignore[import-untyped,unused-ignore]
 
 from imdscreds.clock import Clock
 from imdscreds.config import IMDSConfig
-from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
+from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher, parse_document
 from imdscreds.doctor import aws
 from imdscreds.doctor.findings import Finding
 from imdscreds.doctor.imds_probe import ProbeResult, probe_imds
@@ -34,7 +33,6 @@ from imdscreds.errors import (
     IMDSError,
     IMDSNotFoundError,
     IMDSUnreachableError,
-    MalformedResponseError,
 )
 from imdscreds.imds import IMDSClient
 
@@ -70,10 +68,6 @@ class ImdsRead:
 
 class _Unavailable(IMDSError):
     """A step not tried, because an earlier step against the same service got no answer."""
-
-
-class _NotJSON(MalformedResponseError):
-    """An IMDS document that should be a JSON object is not."""
 
 
 class Context:
@@ -233,12 +227,7 @@ class Context:
         except IMDSNotFoundError:
             return ImdsRead(None, None, before)
         local = before + (self.clock.now() - before) / 2
-        try:
-            document = json.loads(response.text)
-        except ValueError:
-            document = None
-        if not isinstance(document, dict):
-            raise _NotJSON(f"IMDS's {path} is not a JSON object.")
+        document = parse_document(response.text, f"IMDS's {path}")
         return ImdsRead(document, response.date, local)
 
     @cached_property
