@@ -57,18 +57,28 @@ _ENDPOINT_VALID = (
 )
 # IAM role names (IAM's RoleName: [\w+=,.@-]+, 1 to 64): IMDS lists the role and the credentials
 # path ends in its name, so anything else (/, ?, #, %) would rewrite the path that is requested.
-_ROLE_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
+_ROLE_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "+=,.@_-")
+_ROLE_NAME_MAX = 64
 ROLE_NAME_VALID = "an IAM role name is 1 to 64 letters, digits and +=,.@_-, and not `.` or `..`"
 
 
 def role_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be the role in an IMDS credentials path; None when it can."""
-    if not _ROLE_NAME.fullmatch(name):
-        return "has characters or a length an IAM role name cannot have"
+    """Why ``name`` cannot be the role in an IMDS credentials path; None when it can.
+
+    The answer names the first character that is not allowed, never the name itself: what
+    answers at the listing path may be anything, a credentials document included.
+    """
+    for at, char in enumerate(name):
+        if char not in _ROLE_NAME_CHARS:
+            return f"has {printable(repr(char))} at {at}, which no IAM role name can have"
+    if not name:
+        return "is empty"
+    if len(name) > _ROLE_NAME_MAX:
+        return f"is {len(name)} characters long, over IAM's {_ROLE_NAME_MAX}"
     if name in (".", ".."):
         # The characters are IAM's, but an HTTP client resolves the path step: the request
         # would go to the listing or above it, never to a role.
-        return "is a path step, not a name that can be requested"
+        return f"is {name!r}, a path step that no request can name"
     return None
 
 
@@ -103,7 +113,8 @@ def _parse_bool(value: object, setting: str, source: str) -> bool:
 def _parse_timeout(value: object, setting: str, source: str) -> float:
     number = math.nan
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
+        with contextlib.suppress(OverflowError):  # an int larger than any float
+            number = float(value)
     elif isinstance(value, str):
         with contextlib.suppress(ValueError):
             number = float(value.strip())

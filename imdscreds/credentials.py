@@ -321,7 +321,8 @@ class RoleCredentialsFetcher:
         if problem is not None:
             # Never requested: the credentials path is that path plus exactly this one name.
             raise MalformedResponseError(
-                f"IMDS listed {quote(role)} as the role name, which {problem}; {ROLE_NAME_VALID}."
+                f"IMDS listed a role name that {problem} ({len(role)} characters, not shown: "
+                f"a misrouted answer may hold a secret); {ROLE_NAME_VALID}."
             )
         self._role = role
         return role

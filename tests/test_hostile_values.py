@@ -341,6 +341,22 @@ def test_an_explicit_role_name_argument_is_checked_too(fake_imds: FakeIMDS, role
     assert fake_imds.log == []
 
 
+def test_a_listing_answered_with_a_credentials_document_is_not_quoted() -> None:
+    # A metadata proxy that serves one document at every path: the listing holds the secret.
+    with (
+        scripted_imds({LISTING: document().encode()}) as imds,
+        pytest.raises(MalformedResponseError, match="role name") as raised,
+    ):
+        fetcher_for(imds.endpoint).fetch()
+    for secret in (SECRET, TOKEN_VALUE, SECRET[:12], TOKEN_VALUE[:12]):
+        assert secret not in str(raised.value)
+
+
+def test_a_timeout_beyond_any_float_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="timeout"):
+        IMDSConfig.resolve(timeout=10**400, environ={}, config_file=tmp_path / "absent")
+
+
 def test_a_valid_role_name_with_every_allowed_character_is_requested_as_is(
     fake_imds: FakeIMDS,
 ) -> None:
