@@ -11,6 +11,7 @@ This module imports nothing of imdscreds: the exception tree itself builds on it
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 __all__ = [
@@ -37,11 +38,22 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 
-def printable(text: str, *, limit: int | None = None, keep_newlines: bool = False) -> str:
+def _python_escape(char: str) -> str:
+    return repr(char)[1:-1]
+
+
+def printable(
+    text: str,
+    *,
+    limit: int | None = None,
+    keep_newlines: bool = False,
+    escape: Callable[[str], str] = _python_escape,
+) -> str:
     """``text`` with every character a terminal could act on shown escaped (``\\x1b``).
 
     With ``limit``, at most that many characters of ``text`` are kept, and the total length is
-    said. ``keep_newlines`` keeps line breaks, for multi-line reports.
+    said. ``keep_newlines`` keeps line breaks, for multi-line reports. ``escape`` writes one
+    character (Python's escapes by default; a JSON document needs JSON's).
     """
     suffix = ""
     if limit is not None and len(text) > limit:
@@ -49,7 +61,7 @@ def printable(text: str, *, limit: int | None = None, keep_newlines: bool = Fals
         text = text[:limit]
     if not text.isprintable():
         text = "".join(
-            char if char.isprintable() or (keep_newlines and char == "\n") else repr(char)[1:-1]
+            char if char.isprintable() or (keep_newlines and char == "\n") else escape(char)
             for char in text
         )
     return text + suffix

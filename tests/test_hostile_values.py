@@ -289,6 +289,19 @@ def test_an_imds_message_with_escape_sequences_reaches_the_terminal_printable(
     assert "\\x1b]0;owned\\x07" in err
 
 
+def test_doctor_json_escapes_what_json_itself_leaves_raw(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    message = "Instance Profile does not contain a role \x9b31m\x7f\u2028 or the role is invalid."
+    info = json.dumps({"Code": "InvalidInstanceProfile", "Message": message}).encode()
+    with scripted_imds({CREDENTIALS: b"{}", "/latest/meta-data/iam/info": info}) as imds:
+        main(["doctor", "--json", "--offline", "--endpoint", imds.endpoint])
+        out, _ = capsys.readouterr()
+    assert out.replace("\n", "").isprintable()
+    finding = next(f for f in json.loads(out)["findings"] if f["id"] == "profile-without-role")
+    assert message in finding["detail"]  # the same text for a parser
+
+
 def test_an_imds_code_is_quoted_bounded_and_printable() -> None:
     with pytest.raises(IMDSCodeError) as raised:
         parse_credentials(json.dumps({"Code": "\x1b[31m" + "X" * 50_000}), "role")

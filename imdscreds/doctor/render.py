@@ -129,4 +129,7 @@ def render_text(
 
 def render_json(report: Report) -> str:
     """The ``--json`` document (schema version 1, described in the README)."""
-    return json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+    text = json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+    # JSON escapes only C0 controls: DEL, C1 (U+009B is CSI) and the like would reach a terminal
+    # raw. As JSON escapes they stay the same text for a parser.
+    return printable(text, keep_newlines=True, escape=lambda char: json.dumps(char)[1:-1])
