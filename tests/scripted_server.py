@@ -10,8 +10,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+
+from typing_extensions import Self
 
 
 def http_response(status: int, body: bytes, *, reason: str = "OK") -> tuple[bytes, bytes]:
@@ -22,34 +22,31 @@ def http_response(status: int, body: bytes, *, reason: str = "OK") -> tuple[byte
     return head, body
 
 
-class TrickleServer:
-    """Answers every request with ``head`` + ``body``; the part named by ``trickle`` byte by byte."""
+class _Listener:
+    """A loopback listener whose accept loop hands each connection to ``_handle``."""
 
-    def __init__(self, head: bytes, body: bytes, *, delay: float, trickle: str = "head") -> None:
-        if trickle not in ("head", "body"):
-            raise ValueError(f"trickle must be 'head' or 'body', not {trickle!r}")
-        self.head, self.body, self.delay, self.trickle = head, body, delay, trickle
+    def __init__(self) -> None:
         self.connections = 0
         self._stop = threading.Event()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(16)
         self._listener.settimeout(0.1)
-        self._threads: list[threading.Thread] = []
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
 
     @property
-    def endpoint(self) -> str:
+    def url(self) -> str:
         return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
 
-    def __enter__(self) -> TrickleServer:
-        thread = threading.Thread(target=self._accept, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+    endpoint = url
+
+    def __enter__(self) -> Self:
+        self._threads[0].start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
-        for thread in self._threads:
+        for thread in list(self._threads):
             thread.join(timeout=5)
         self._listener.close()
 
@@ -62,9 +59,25 @@ class TrickleServer:
             except OSError:
                 return
             self.connections += 1
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._handle(conn)
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.close()
+
+
+class TrickleServer(_Listener):
+    """Answers every request with ``head`` + ``body``; the part named by ``trickle`` byte by byte."""
+
+    def __init__(self, head: bytes, body: bytes, *, delay: float, trickle: str = "head") -> None:
+        if trickle not in ("head", "body"):
+            raise ValueError(f"trickle must be 'head' or 'body', not {trickle!r}")
+        super().__init__()
+        self.head, self.body, self.delay, self.trickle = head, body, delay, trickle
+
+    def _handle(self, conn: socket.socket) -> None:
+        thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
@@ -89,44 +102,8 @@ class TrickleServer:
                 return
 
 
-class CountingListener:
-    """Accepts connections, counts them, closes them."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self._listener.settimeout(0.1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            conn.close()
-
-
-@contextmanager
-def counting_listener() -> Iterator[CountingListener]:
-    listener = CountingListener()
-    listener._thread.start()
-    try:
-        yield listener
-    finally:
-        listener._stop.set()
-        listener._thread.join(timeout=5)
-        listener._listener.close()
+class CountingListener(_Listener):
+    """Accepts connections, counts them, closes them (a proxy that must never be used)."""
 
 
 def elapsed(start: float) -> float:

@@ -30,7 +30,7 @@ from imdscreds.imds import IMDSClient
 from imdscreds.policy import RefreshPolicy
 from imdscreds.refresh import RefreshingCredentials
 from imdscreds.testing import FakeClock, FakeIMDS
-from tests.scripted_server import TrickleServer, counting_listener, elapsed, http_response
+from tests.scripted_server import CountingListener, TrickleServer, elapsed, http_response
 
 posix_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 fork_with_threads = pytest.mark.filterwarnings(
@@ -339,7 +339,7 @@ def test_after_a_suspend_the_prefetch_thread_refreshes_without_a_caller(
 def test_a_callers_session_with_proxies_never_reaches_the_proxy(
     fake_imds: FakeIMDS, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with counting_listener() as proxy:
+    with CountingListener() as proxy:
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
             monkeypatch.setenv(name, proxy.url)
         session = requests.Session()  # trust_env on, as a caller's session usually is
