@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from scripted_imds import CREDENTIALS, LISTING, TOKEN, scripted_imds
+from scripted_server import CREDENTIALS, LISTING, TOKEN, scripted_imds
 
 import imdscreds.provider
 from imdscreds.cli import main

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scripted_imds import CREDENTIALS, LISTING, TOKEN, ScriptedIMDS, scripted_imds
+from scripted_server import CREDENTIALS, LISTING, TOKEN, ScriptedIMDS, scripted_imds
 
 from imdscreds.config import IMDSConfig, role_name_problem
 from imdscreds.credentials import (
