@@ -70,7 +70,7 @@ def role_name_problem(name: str) -> str | None:
     """
     for at, char in enumerate(name):
         if char not in _ROLE_NAME_CHARS:
-            return f"has {printable(repr(char))} at {at}, which no IAM role name can have"
+            return f"has {char!r} at {at}, which no IAM role name can have"
     if not name:
         return "is empty"
     if len(name) > _ROLE_NAME_MAX:

@@ -356,6 +356,16 @@ def test_an_explicit_role_name_argument_is_checked_too(fake_imds: FakeIMDS, role
     assert fake_imds.log == []
 
 
+def test_a_role_name_on_the_command_line_is_checked_too(
+    capsys: pytest.CaptureFixture[str], fake_imds: FakeIMDS
+) -> None:
+    argv = ["credentials", "--endpoint", fake_imds.endpoint, "--role-name", ".."]
+    code, out, err = run_cli(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert "a path step" in err
+    assert fake_imds.log == []
+
+
 def test_a_listing_answered_with_a_credentials_document_is_not_quoted() -> None:
     # A metadata proxy that serves one document at every path: the listing holds the secret.
     with (
