@@ -45,7 +45,7 @@ from botocore.configloader import load_config  # type: ignore[import-untyped,unu
 from imdscreds.errors import ConfigError
 from imdscreds.untrusted import QUOTE_LIMIT, printable, quote
 
-__all__ = ["IPV4_ENDPOINT", "IPV6_ENDPOINT", "IMDSConfig", "role_name_problem"]
+__all__ = ["IPV4_ENDPOINT", "IPV6_ENDPOINT", "ROLE_NAME_VALID", "IMDSConfig", "role_name_problem"]
 
 IPV4_ENDPOINT = "http://169.254.169.254"
 IPV6_ENDPOINT = "http://[fd00:ec2::254]"
