@@ -10,7 +10,13 @@ fixtures ``fake_imds``, ``fake_imds_factory`` and ``fake_clock``.
 from __future__ import annotations
 
 from imdscreds.testing.clock import FakeClock
-from imdscreds.testing.fake_imds import SCENARIO_DESCRIPTIONS, SCENARIOS, FakeIMDS
+from imdscreds.testing.fake_imds import (
+    SCENARIO_DESCRIPTIONS,
+    SCENARIOS,
+    FakeIMDS,
+    FakeIMDSBindError,
+    RequestRecord,
+)
 from imdscreds.testing.guard import NonLoopbackConnectionError, block_non_loopback
 
 __all__ = [
@@ -18,6 +24,8 @@ __all__ = [
     "SCENARIO_DESCRIPTIONS",
     "FakeClock",
     "FakeIMDS",
+    "FakeIMDSBindError",
     "NonLoopbackConnectionError",
+    "RequestRecord",
     "block_non_loopback",
 ]
