@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         # Reported by the command's own parser, so the usage shown is the one that was mistyped.
-        args.usage_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(args, "usage_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     _setup_logging(args.verbose)
     try:
         code: int = args.run(args)
