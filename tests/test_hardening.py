@@ -455,7 +455,8 @@ def _credentials_gets(imds: FakeIMDS) -> int:
 def test_64_threads_through_24_fake_hours_of_rotations(true_clock: FakeClock) -> None:
     imds = FakeIMDS(clock=true_clock).start()  # 6 h credentials, a new set every hour
     try:
-        client = IMDSClient(IMDSConfig.resolve(endpoint=imds.endpoint), clock=true_clock)
+        config = IMDSConfig.resolve(endpoint=imds.endpoint, timeout=5)  # see the test below
+        client = IMDSClient(config, clock=true_clock)
         credentials = IMDSRefreshableCredentials(
             RoleCredentialsFetcher(client).fetch, clock=true_clock, client=client
         )
@@ -498,7 +499,10 @@ def test_64_threads_through_rotations_of_short_lived_credentials_on_the_real_clo
             retry_backoff=(1.0, 2.0),
             stale_extension=(1.0, 2.0),
         )
-        client = IMDSClient(IMDSConfig.resolve(endpoint=imds.endpoint))
+        # FakeIMDS runs in this process, so its thread competes for the GIL with 64 busy callers:
+        # a generous timeout keeps a starved server from turning into a retry (a second GET).
+        config = IMDSConfig.resolve(endpoint=imds.endpoint, timeout=5)
+        client = IMDSClient(config)
         credentials = IMDSRefreshableCredentials(
             RoleCredentialsFetcher(client).fetch, policy=policy, client=client
         )
