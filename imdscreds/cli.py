@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
+from imdscreds import cli_trust
 from imdscreds._version import __version__
 from imdscreds.config import IMDSConfig
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher, format_timestamp
@@ -130,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free)")
     fake.add_argument("--scenario", default="healthy", help="what the fake IMDS emulates")
     fake.set_defaults(run=_fake_imds)
+    cli_trust.register(commands)
     return parser
 
 
