@@ -244,6 +244,8 @@ def _principal_findings(decision: Decision, severity: Status) -> list[TrustFindi
         if statement.effect != "Allow" or statement.principal is None:
             continue
         services = statement.principal.by_kind.get("Service", ())
+        if wanted in services:
+            continue  # a near miss beside the right name harms no one
         for name in services:
             if request.kind == "Service" and name == f"{wanted}.cn":
                 found.append(

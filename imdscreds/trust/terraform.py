@@ -97,7 +97,7 @@ class TerraformRole:
 
 def _line_of(text: str, kind: str, type_: str, name: str) -> int:
     pattern = re.compile(
-        rf'^\s*{kind}\s+"?{re.escape(type_)}"?\s+"?{re.escape(name)}"?\s*\{{', re.M
+        rf'^[ \t]*{kind}\s+"?{re.escape(type_)}"?\s+"?{re.escape(name)}"?\s*\{{', re.M
     )
     found = pattern.search(text)
     return text.count("\n", 0, found.start()) + 1 if found else 1
@@ -224,7 +224,7 @@ def _from_file(expression: str, module: Path) -> tuple[str | None, str, str | No
     if match is None:
         return None, expression, f"{expression} has a path that is not a plain string"
     function, raw_path = match.groups()
-    path = raw_path.replace("${path.module}", str(module)).replace("${path.root}", str(module))
+    path = raw_path.replace("${path.module}", ".").replace("${path.root}", ".")
     origin = f'{function}("{raw_path}")'
     if "${" in path:
         return None, origin, f"{origin} builds its path from an expression"
