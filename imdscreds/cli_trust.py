@@ -137,11 +137,12 @@ def _text(results: list[_Result], request: Request, *, color: bool, unicode: boo
     allowed = sum(1 for result in results if result.verdict == "allowed")
     failed = sum(1 for r in results for f in r.findings if f.status == "fail")
     warned = sum(1 for r in results for f in r.findings if f.status == "warn")
-    things = "roles" if any(r.role for r in results) else "policies"
+    noun = "role" if any(r.role for r in results) else "policy"
+    if len(results) != 1:
+        noun = "roles" if noun == "role" else "policies"
     lines.append("")
     lines.append(
-        f"Verdict: {request.principal} may assume {allowed} of {len(results)} "
-        f"{things[:-1] if len(results) == 1 and things == 'roles' else things}; "
+        f"Verdict: {request.principal} may assume {allowed} of {len(results)} {noun}; "
         f"{failed} failed, {warned} warning{'' if warned == 1 else 's'}."
     )
     text = "\n".join(lines)
