@@ -81,7 +81,8 @@ def test_healthy_json_policy_exits_0_with_no_warning(
     path.write_text(json.dumps(HEALTHY))
     code, out, _ = run(capsys, str(path))
     assert code == 0
-    assert "! " not in out and "✗" not in out
+    assert "! " not in out
+    assert "✗" not in out
     assert "0 failed, 0 warnings" in out
     assert "grants nothing until a permission policy is attached" in " ".join(out.split())
 

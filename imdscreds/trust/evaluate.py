@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from imdscreds.trust.conditions import (
@@ -48,7 +48,7 @@ class Request:
     action: str = ASSUME_ROLE
     context: RequestContext | None = None
 
-    @property
+    @cached_property
     def kind(self) -> str:
         """The Principal element kind that names this principal: Service, AWS or Federated."""
         if ":oidc-provider/" in self.principal or ":saml-provider/" in self.principal:
@@ -57,7 +57,7 @@ class Request:
             return "AWS"
         return "Service"
 
-    @property
+    @cached_property
     def account(self) -> str | None:
         if _ACCOUNT.match(self.principal):
             return self.principal

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from imdscreds.trust.evaluate import (
@@ -129,6 +130,7 @@ def _distance(a: str, b: str) -> int:
     return previous[-1]
 
 
+@lru_cache(maxsize=1024)
 def similar_service(name: str, wanted: str) -> bool:
     """Whether ``name`` looks like a misspelling of the service principal ``wanted``."""
     if name == wanted or name in KNOWN_SERVICES or name == f"{wanted}.cn":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 __all__ = [
@@ -79,6 +80,7 @@ resource "aws_iam_role" "ROLE" {
 }"""
 
 
+@lru_cache(maxsize=256)
 def minimal_fix(role: str = "ROLE") -> str:
     """The minimal trust policy for an instance role, as JSON and as Terraform."""
     policy = json.dumps(MINIMAL_POLICY, indent=2)
