@@ -122,14 +122,19 @@ def _results(paths: Sequence[str], request: Request) -> list[_Result]:
 
 
 def _text(results: list[_Result], request: Request, *, color: bool, unicode: bool) -> str:
-    from imdscreds.doctor.render import finding_lines
+    from imdscreds.doctor.render import finding_lines, printable
 
     lines = [f"imdscreds trust: may {request.principal} call {request.action}?"]
     for result in results:
         lines.append("")
-        lines.append(f"{result.role} ({result.source})" if result.role else result.source)
+        # Names, Sids and paths come from the files read: escaped before they reach a terminal.
+        head = f"{result.role} ({result.source})" if result.role else result.source
+        lines.append(printable(head))
         for sentence in (result.summary, *result.facts):
-            lines.extend(textwrap.wrap(sentence, 98, initial_indent="  ", subsequent_indent="  "))
+            wrapped = textwrap.wrap(
+                printable(sentence), 98, initial_indent="  ", subsequent_indent="  "
+            )
+            lines.extend(wrapped)
         if result.findings:
             lines.append("")
         for finding in result.findings:

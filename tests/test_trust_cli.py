@@ -179,3 +179,24 @@ def test_no_colour_when_piped_or_no_color(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     assert "\x1b[" not in completed.stdout
     assert "! version-missing" in completed.stdout
+
+
+def test_text_from_the_file_cannot_drive_the_terminal(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    hostile = {
+        "Version": "2012-10-17",
+        "Statement": [{**HEALTHY["Statement"][0], "Sid": "x\x1b[2Jy"}],  # type: ignore[dict-item]
+    }
+    path = tmp_path / "trust.json"
+    path.write_text(json.dumps(hostile))
+    code, out, _ = run(capsys, str(path))
+    assert code == 0
+    assert "\x1b" not in out
+    assert 'statement 1 ("x\\x1b[2Jy") allows' in out
+
+
+def test_terraform_error_carries_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "/nonexistent/main.tf")
+    assert code == 2
+    assert "terraform validate" in err

@@ -8,9 +8,12 @@ documentation does not settle a verdict, the case says so.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imdscreds.trust import (
     FINDING_IDS,
@@ -465,3 +468,52 @@ def test_trust_model_rejects_what_iam_rejects(document: Any, finding: str) -> No
     assert explanation.verdict == "invalid"
     assert finding in [f.id for f in explanation.findings]
     assert all(f.fix for f in explanation.findings if f.status == "fail")
+
+
+# Anything JSON can hold, nested a little: what a hostile or broken document may be.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+element_names = st.sampled_from(
+    ["Version", "Statement", "Effect", "Principal", "NotPrincipal", "Action", "NotAction",
+     "Condition", "Resource", "Service", "AWS", "principal", "Allow", "Deny", "*"]
+)  # fmt: skip
+policy_like = st.dictionaries(
+    element_names,
+    st.recursive(
+        st.sampled_from(["Allow", "Deny", "*", "sts:AssumeRole", "ec2.amazonaws.com", V])
+        | json_values,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(element_names, inner, max_size=4)
+        ),
+        max_leaves=16,
+    ),
+    max_size=5,
+)
+
+
+@given(document=policy_like | json_values)
+@settings(max_examples=150, deadline=None)
+def test_any_document_gets_a_verdict_never_an_exception(document: Any) -> None:
+    explanation = explain_policy(json.dumps(document))
+    assert explanation.verdict in ("allowed", "denied", "not-allowed", "unknown", "invalid")
+    assert explanation.summary
+    if explanation.verdict == "allowed":
+        assert explanation.decision is not None
+        assert explanation.decision.deciding
+
+
+@given(text=st.text(max_size=40))
+@settings(max_examples=100, deadline=None)
+def test_any_text_gets_a_verdict_never_an_exception(text: str) -> None:
+    assert explain_policy(text).verdict in (
+        "allowed",
+        "denied",
+        "not-allowed",
+        "unknown",
+        "invalid",
+    )

@@ -16,7 +16,14 @@ from typing import Protocol, TextIO
 
 from imdscreds.doctor.findings import Report
 
-__all__ = ["can_encode_marks", "finding_lines", "render_json", "render_text", "use_color"]
+__all__ = [
+    "can_encode_marks",
+    "finding_lines",
+    "printable",
+    "render_json",
+    "render_text",
+    "use_color",
+]
 
 
 class FindingLike(Protocol):
@@ -65,6 +72,11 @@ def _clean(text: str) -> str:
     return "".join(
         char if char.isprintable() or char == "\n" else repr(char)[1:-1] for char in text
     )
+
+
+def printable(text: str) -> str:
+    """Text from outside (a file, IMDS, AWS) made safe for a terminal: control characters escaped."""
+    return _clean(text)
 
 
 def _block(text: str, width: int) -> list[str]:

@@ -23,14 +23,8 @@ from imdscreds.trust.evaluate import (
 from imdscreds.trust.explain import NOTE, Explanation, explain_policy
 from imdscreds.trust.findings import FINDING_IDS, TrustFinding, minimal_fix
 from imdscreds.trust.model import Policy, Statement, parse_policy
-from imdscreds.trust.terraform import (
-    INSTALL_HINT,
-    RoleExplanation,
-    TerraformError,
-    TerraformRole,
-    explain_role,
-    read_terraform,
-)
+from imdscreds.trust.roles import RoleExplanation, explain_role
+from imdscreds.trust.terraform import INSTALL_HINT, TerraformError, TerraformRole, read_terraform
 
 __all__ = [
     "EC2_SERVICE",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from imdscreds.trust.evaluate import (
@@ -19,65 +18,15 @@ from imdscreds.trust.evaluate import (
     Verdict,
     evaluate,
 )
-from imdscreds.trust.findings import Status, TrustFinding, minimal_fix
-from imdscreds.trust.model import REJECTED, Policy, Problem, parse_policy
+from imdscreds.trust.findings import Status, TrustFinding, minimal_fix, problem_finding
+from imdscreds.trust.model import REJECTED, Policy, parse_policy
+from imdscreds.trust.services import similar_service
 
-__all__ = ["KNOWN_SERVICES", "NOTE", "Explanation", "explain_policy", "similar_service"]
+__all__ = ["NOTE", "Explanation", "explain_policy"]
 
 NOTE = (
     "A trust policy only says who may assume the role: the role grants nothing until a permission "
     "policy is attached, and an instance uses it only through an instance profile."
-)
-
-# Service principals people put in trust policies; a name close to the asked one but on this list
-# is another service (ecs is one letter from ec2), not a misspelling.
-KNOWN_SERVICES = frozenset(
-    f"{name}.amazonaws.com"
-    for name in [
-        "ec2",
-        "ecs",
-        "ecs-tasks",
-        "eks",
-        "eks-fargate-pods",
-        "lambda",
-        "edgelambda",
-        "states",
-        "events",
-        "scheduler",
-        "pipes",
-        "apigateway",
-        "appsync",
-        "codebuild",
-        "codedeploy",
-        "codepipeline",
-        "cloudformation",
-        "glue",
-        "sagemaker",
-        "ssm",
-        "batch",
-        "elasticmapreduce",
-        "firehose",
-        "s3",
-        "sns",
-        "sqs",
-        "rds",
-        "monitoring",
-        "logs",
-        "backup",
-        "spotfleet",
-        "autoscaling",
-        "elasticbeanstalk",
-        "datasync",
-        "dms",
-        "redshift",
-        "transfer",
-        "iot",
-        "cognito-idp",
-        "spot",
-        "ec2fleet",
-        "vpc-flow-logs",
-        "delivery.logs",
-    ]
 )
 
 
@@ -116,29 +65,6 @@ class Explanation:
             "statements": statements,
             "findings": [finding.to_json() for finding in self.findings],
         }
-
-
-def _distance(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
-            )
-        previous = current
-    return previous[-1]
-
-
-@lru_cache(maxsize=1024)
-def similar_service(name: str, wanted: str) -> bool:
-    """Whether ``name`` looks like a misspelling of the service principal ``wanted``."""
-    if name == wanted or name in KNOWN_SERVICES or name == f"{wanted}.cn":
-        return False
-    short = wanted.split(".", 1)[0]
-    if name.strip().lower() == wanted or name.lower() == short:
-        return True
-    return _distance(name.lower(), wanted) <= max(2, len(wanted) // 5)
 
 
 def _who(request: Request) -> str:
@@ -203,38 +129,6 @@ def _nearest(decision: Decision) -> str:
         if result.principal.matched:
             return f"{result.statement.name} {result.action.reason}"
     return f"{allows[0].statement.name} {allows[0].principal.reason}"
-
-
-_PROBLEM_FIX = {
-    "key-miscased": 'Write each element as IAM spells it: "Version", "Statement", "Effect", '
-    '"Principal", "Service", "Action", "Condition".',
-    "unknown-element": "Remove the element; a trust policy statement holds Sid, Effect, "
-    "Principal, Action and Condition.",
-    "effect-invalid": 'Write "Effect": "Allow" (Terraform aws_iam_policy_document: effect = "Allow").',
-    "resource-element": "Delete the Resource element (in an aws_iam_policy_document: the "
-    "resources argument); the role is the resource.",
-    "version-missing": 'Add "Version": "2012-10-17" (jsonencode: Version = "2012-10-17").',
-    "version-old": 'Write "Version": "2012-10-17".',
-    "unique-id-principal": "Write the principal's ARN (arn:aws:iam::ACCOUNT:role/NAME) in "
-    "place of the id, and save the policy again.",
-    "not-principal": "Name the principals who may assume the role in Principal instead.",
-    "invalid-json": "Fix the JSON at the line and column given; in Terraform, jsonencode({...}) "
-    "or an aws_iam_policy_document writes valid JSON for you.",
-}
-
-
-def _problem_finding(problem: Problem) -> TrustFinding:
-    failing = problem.id in REJECTED or problem.id == "not-principal"
-    status: Status = "fail" if failing else "warn"
-    where = f"statement {problem.statement}: " if problem.statement else ""
-    detail = None
-    if problem.id in REJECTED:
-        detail = (
-            "IAM refuses to store a trust policy with this (MalformedPolicyDocument), so "
-            "CreateRole or UpdateAssumeRolePolicy fails and the role keeps its old policy."
-        )
-    fix = _PROBLEM_FIX.get(problem.id, minimal_fix())
-    return TrustFinding(problem.id, status, where + problem.text, detail, fix)
 
 
 def _principal_findings(decision: Decision, severity: Status) -> list[TrustFinding]:
@@ -406,7 +300,7 @@ def explain_policy(
     """Parse (if need be), evaluate and explain a trust policy for ``request`` (EC2 by default)."""
     policy = document if isinstance(document, Policy) else parse_policy(document)
     decision = evaluate(policy, request)
-    findings = [_problem_finding(problem) for problem in policy.problems]
+    findings = [problem_finding(problem) for problem in policy.problems]
     if policy.rejected and not policy.statements:
         return Explanation("invalid", _summary(decision, policy), tuple(findings), decision)
     findings.extend(_decision_findings(decision))

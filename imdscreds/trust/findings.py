@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+from imdscreds.trust.model import REJECTED, Problem
+
 __all__ = [
     "FINDING_IDS",
     "MINIMAL_POLICY",
     "Status",
     "TrustFinding",
     "minimal_fix",
+    "problem_finding",
 ]
 
 Status = Literal["pass", "warn", "fail", "skip"]
@@ -121,3 +124,36 @@ class TrustFinding:
             "file": self.file,
             "line": self.line,
         }
+
+
+_PROBLEM_FIX = {
+    "key-miscased": 'Write each element as IAM spells it: "Version", "Statement", "Effect", '
+    '"Principal", "Service", "Action", "Condition".',
+    "unknown-element": "Remove the element; a trust policy statement holds Sid, Effect, "
+    "Principal, Action and Condition.",
+    "effect-invalid": 'Write "Effect": "Allow" (Terraform aws_iam_policy_document: effect = "Allow").',
+    "resource-element": "Delete the Resource element (in an aws_iam_policy_document: the "
+    "resources argument); the role is the resource.",
+    "version-missing": 'Add "Version": "2012-10-17" (jsonencode: Version = "2012-10-17").',
+    "version-old": 'Write "Version": "2012-10-17".',
+    "unique-id-principal": "Write the principal's ARN (arn:aws:iam::ACCOUNT:role/NAME) in "
+    "place of the id, and save the policy again.",
+    "not-principal": "Name the principals who may assume the role in Principal instead.",
+    "invalid-json": "Fix the JSON at the line and column given; in Terraform, jsonencode({...}) "
+    "or an aws_iam_policy_document writes valid JSON for you.",
+}
+
+
+def problem_finding(problem: Problem) -> TrustFinding:
+    """The finding for something the parser noticed in the document."""
+    failing = problem.id in REJECTED or problem.id == "not-principal"
+    status: Status = "fail" if failing else "warn"
+    where = f"statement {problem.statement}: " if problem.statement else ""
+    detail = None
+    if problem.id in REJECTED:
+        detail = (
+            "IAM refuses to store a trust policy with this (MalformedPolicyDocument), so "
+            "CreateRole or UpdateAssumeRolePolicy fails and the role keeps its old policy."
+        )
+    fix = _PROBLEM_FIX.get(problem.id, minimal_fix())
+    return TrustFinding(problem.id, status, where + problem.text, detail, fix)
