@@ -22,6 +22,7 @@ __all__ = [
     "Truth",
     "ec2_context",
     "evaluate_condition",
+    "glob",
 ]
 
 Truth = Literal["met", "unmet", "unknown"]
@@ -158,9 +159,9 @@ class ConditionResult:
     reasons: tuple[str, ...]
 
 
-@lru_cache(maxsize=1024)
-def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    # IAM's wildcards are * and ? only; everything else is literal.
+@lru_cache(maxsize=4096)
+def glob(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
+    """An IAM wildcard pattern (``*`` any run, ``?`` one character, nothing else special)."""
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     return re.compile(body, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
 
@@ -170,7 +171,7 @@ def _compare(operator: str, actual: str, expected: str) -> bool:
         return actual == expected
     if operator in ("stringequalsignorecase", "stringnotequalsignorecase", "bool"):
         return actual.lower() == expected.lower()
-    return _glob(expected, ignore_case=False).fullmatch(actual) is not None  # *Like
+    return glob(expected, ignore_case=False).fullmatch(actual) is not None  # *Like
 
 
 def _one_test(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Literal
 
 from imdscreds.trust.conditions import (
@@ -19,6 +19,7 @@ from imdscreds.trust.conditions import (
     RequestContext,
     ec2_context,
     evaluate_condition,
+    glob,
 )
 from imdscreds.trust.model import Policy, Principals, Statement
 
@@ -148,16 +149,10 @@ def match_principal(statement: Statement, request: Request) -> Match:
     return Match(False, "has no Principal IAM can read")
 
 
-@lru_cache(maxsize=4096)
-def _action_pattern(pattern: str) -> re.Pattern[str]:
-    # IAM: "The prefix and the action name are case insensitive"; wildcards are * and ?.
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(body, re.IGNORECASE)
-
-
 def _action_hit(patterns: tuple[str, ...], action: str) -> str | None:
     for pattern in patterns:
-        if _action_pattern(pattern).fullmatch(action):
+        # IAM: "The prefix and the action name are case insensitive".
+        if glob(pattern, ignore_case=True).fullmatch(action):
             return pattern
     return None
 
