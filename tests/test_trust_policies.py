@@ -110,6 +110,21 @@ CASES: list[tuple[str, Any, str, list[str]]] = [
         [],
     ),
     (
+        "condition EC2 meets: StringLike on its service name",
+        policy(stmt(Condition={"StringLike": {"aws:PrincipalServiceName": "ec2.*"}})),
+        "allowed",
+        [],
+    ),
+    (
+        # IAM: ForAllValues is true when the key is missing; a service has no organization path.
+        "condition EC2 meets: ForAllValues on a missing key",
+        policy(
+            stmt(Condition={"ForAllValues:StringLike": {"aws:PrincipalOrgPaths": "o-abc123/*"}})
+        ),
+        "allowed",
+        [],
+    ),
+    (
         "condition EC2 meets: NotIpAddress on a missing key",
         policy(stmt(Condition={"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}})),
         "allowed",
@@ -260,6 +275,12 @@ CASES: list[tuple[str, Any, str, list[str]]] = [
                 }
             )
         ),
+        "not-allowed",
+        ["condition-unmet"],
+    ),
+    (
+        "ForAnyValue on a missing key",
+        policy(stmt(Condition={"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": "o-abc123/*"}})),
         "not-allowed",
         ["condition-unmet"],
     ),
