@@ -38,7 +38,7 @@ from imdscreds.errors import (
 )
 from imdscreds.imds import IMDSClient
 
-__all__ = ["Context", "Fact", "ImdsRead"]
+__all__ = ["Context", "Fact", "ImdsRead", "NotAsked"]
 
 T = TypeVar("T")
 
@@ -68,8 +68,8 @@ class ImdsRead:
     local_time: datetime
 
 
-class _Unavailable(IMDSError):
-    """A step not tried, because an earlier step against the same service got no answer."""
+class NotAsked(IMDSError):
+    """A step not tried: the settings are invalid, or an earlier step against IMDS got no answer."""
 
 
 class _NotJSON(MalformedResponseError):
@@ -169,31 +169,28 @@ class Context:
         return self.settings.value
 
     @cached_property
-    def doctor_config(self) -> IMDSConfig | None:
-        """The settings for the doctor's own requests: one attempt each, whatever way in works.
+    def fetch_config(self) -> IMDSConfig | None:
+        """The settings the doctor reads IMDS with: the library's own, so that its verdict is theirs.
 
-        The doctor looks at IMDS even when the SDKs are told not to (``sdk-disabled`` reports that),
-        and falls back to IMDSv1 even when they would not (``hop-limit`` reports that), so that it
-        can still say what else is wrong.
+        Only ``disabled`` is set aside: the doctor looks at IMDS even when the SDKs are told not to
+        (``sdk-disabled`` reports that), to show what they would find.
         """
         config = self.config
         if config is None:
             return None
-        return dataclasses.replace(config, attempts=1, disabled=False, v1_disabled=False)
+        return dataclasses.replace(config, disabled=False)
 
     # -- IMDS -------------------------------------------------------------------------------------
 
     @cached_property
     def probe(self) -> ProbeResult | None:
-        config = self.doctor_config
+        config = self.fetch_config
         if config is None:
             return None
         with self.step(f"IMDS at {config.endpoint} (token PUT and a token-less GET)"):
             result = probe_imds(config, self.clock)
         if not result.answered:
             self._imds_down = "IMDS did not answer the doctor's first requests"
-        elif not result.usable:
-            self._imds_down = "IMDS gave neither a session token nor an IMDSv1 answer"
         return result
 
     @property
@@ -203,8 +200,8 @@ class Context:
 
     def _imds_client(self) -> IMDSClient:
         if self._client is None:
-            assert self.doctor_config is not None
-            self._client = IMDSClient(self.doctor_config, clock=self.clock)
+            assert self.fetch_config is not None
+            self._client = IMDSClient(self.fetch_config, clock=self.clock)
         return self._client
 
     @property
@@ -215,9 +212,9 @@ class Context:
 
     def _imds(self, what: str, action: Callable[[], T]) -> Fact[T]:
         if self._imds_down is not None:
-            return Fact(error=_Unavailable(f"Not asked: {self._imds_down}."))
-        assert self.doctor_config is not None
-        with self.step(f"IMDS at {self.doctor_config.endpoint} ({what})"):
+            return Fact(error=NotAsked(f"Not asked: {self._imds_down}."))
+        assert self.fetch_config is not None
+        with self.step(f"IMDS at {self.fetch_config.endpoint} ({what})"):
             try:
                 return Fact(action())
             except IMDSUnreachableError as exc:
@@ -262,6 +259,10 @@ class Context:
 
     @cached_property
     def role_credentials(self) -> Fact[RoleCredentials]:
+        """The role's credentials, fetched as the library fetches them (``RoleCredentialsFetcher``
+        over an ``IMDSClient`` with the same settings): the doctor's verdict on IMDS rests on it."""
+        if self.fetch_config is None:
+            return Fact(error=NotAsked("Not asked: the IMDS settings are invalid."))
         return self._imds("the role's credentials", self.fetcher.fetch)
 
     @property

@@ -7,6 +7,9 @@ commands can be pasted as they are; a value it could not learn stays a placehold
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
+
+from imdscreds.config import IPV4_ENDPOINT, IPV6_ENDPOINT
 
 __all__ = [
     "MINIMAL_TRUST_POLICY",
@@ -14,6 +17,9 @@ __all__ = [
     "credentials_unusable",
     "hop_limit",
     "imds_disabled",
+    "imds_errors",
+    "imds_not_answering_as_imds",
+    "imds_throttled",
     "imds_unreachable",
     "instance_profile_not_found",
     "metadata_options",
@@ -57,21 +63,72 @@ def metadata_options(instance_id: str, cli_option: str, terraform: str, console:
     )
 
 
-def imds_unreachable(endpoint: str) -> str:
-    return _lines(
+def imds_unreachable(endpoint: str, source: str) -> str:
+    """What to look at when nothing answers at ``endpoint`` (``source`` says who chose it)."""
+    host = urlsplit(endpoint).hostname or endpoint
+    try_it = (
+        f"Try it by hand: curl -sv -m 2 -X PUT {endpoint}/latest/api/token "
+        "-H 'X-aws-ec2-metadata-token-ttl-seconds: 60'"
+    )
+    if source != "default" and not source.startswith("endpoint_mode"):
+        return _lines(
+            f"The endpoint {endpoint} is configured ({source}): check that it is the one meant, "
+            f"and that something serving IMDS listens there; unset it to use {IPV4_ENDPOINT}.",
+            try_it,
+        )
+    lines = [
         "Run the doctor on the EC2 instance itself (off EC2 there is no IMDS).",
-        "On the instance, look for what blocks the link-local address: `sudo iptables -S OUTPUT` "
-        "and `sudo iptables -t nat -S` (a DROP or REDIRECT for 169.254.169.254), a container "
-        "started with `--network none`, or ECS_AWSVPC_BLOCK_IMDS=true in the ECS agent.",
+        f"On the instance, look for what blocks {host}: "
+        + (
+            "`sudo ip6tables -S OUTPUT` (a DROP or REJECT for it)"
+            if endpoint == IPV6_ENDPOINT
+            else "`sudo iptables -S OUTPUT` and `sudo iptables -t nat -S` (a DROP or REDIRECT for it)"
+        )
+        + ", a container started with `--network none`, or ECS_AWSVPC_BLOCK_IMDS=true in the "
+        "ECS agent.",
+        try_it,
+    ]
+    if endpoint == IPV6_ENDPOINT:
+        lines.append(
+            f"The IPv6 endpoint ({source}) answers only on Nitro instances that have it turned on: "
+            + metadata_options(
+                "INSTANCE_ID",
+                "--http-protocol-ipv6 enabled",
+                'http_protocol_ipv6 = "enabled"',
+                "IPv6 endpoint: Enable",
+            ).replace("\n", "; ")
+            + f". Or unset the endpoint mode to use {IPV4_ENDPOINT}."
+        )
+    return _lines(*lines)
+
+
+def imds_not_answering_as_imds(endpoint: str) -> str:
+    """Something answers at ``endpoint``, but not as IMDS does (statuses IMDS never sends)."""
+    return _lines(
+        f"Find what answers at {endpoint}: a metadata proxy (kube2iam, kiam, a sidecar), a local "
+        "agent, or an iptables REDIRECT (`sudo iptables -t nat -S`); or an "
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT / ec2_metadata_service_endpoint that names the wrong "
+        "address.",
         f"Try it by hand: curl -sv -m 2 -X PUT {endpoint}/latest/api/token "
         "-H 'X-aws-ec2-metadata-token-ttl-seconds: 60'",
-        "For the IPv6 endpoint (Nitro only), turn it on: "
-        + metadata_options(
-            "INSTANCE_ID",
-            "--http-protocol-ipv6 enabled",
-            'http_protocol_ipv6 = "enabled"',
-            "IPv6 endpoint: Enable",
-        ).replace("\n", "; "),
+        "Nothing to change in the console or Terraform for IMDS itself.",
+    )
+
+
+def imds_throttled() -> str:
+    return _lines(
+        "Find the process that calls IMDS in a loop (one credentials provider per process, such "
+        "as imdscreds.install(), fetches once per rotation) and run the doctor again in a minute.",
+        "Nothing to change in the console or Terraform.",
+    )
+
+
+def imds_errors() -> str:
+    return _lines(
+        "Run the doctor again in a minute; if it persists, stop and start the instance, which "
+        "moves it to other hardware.",
+        "Console: Instance state > Stop, then Start. AWS CLI: aws ec2 stop-instances / "
+        "start-instances. Nothing to change in Terraform.",
     )
 
 
