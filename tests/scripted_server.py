@@ -1,7 +1,7 @@
 """A scripted HTTP server on 127.0.0.1 for what FakeIMDS will not do: any status, and trickling.
 
 ``ScriptedServer(script)`` answers each request with ``script(method, path)``: a ``Status`` (that
-status and a short body, for every request, as a box in IMDS's place that answers only 418) or a
+status and a body, at once or after a delay: a box in IMDS's place that answers only 418) or a
 ``Trickle`` (a valid 200 answer, written one byte every ``gap`` seconds, so that no single read
 ever waits a whole timeout). It speaks just enough HTTP/1.1 on raw sockets to do both, and closes
 every connection when it stops, so a trickle ends with the test.
@@ -23,10 +23,11 @@ __all__ = ["ScriptedServer", "Status", "Trickle"]
 
 @dataclass(frozen=True)
 class Status:
-    """Answer at once with this status (a ``Location`` for redirects, as a real one would carry)."""
+    """Answer with this status after ``delay`` seconds (a ``Location`` for redirects)."""
 
     status: int
     body: bytes = b"not IMDS"
+    delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,11 @@ class _Handler(socketserver.BaseRequestHandler):
     server: _Server
 
     def handle(self) -> None:
-        sock: socket.socket = self.request
+        # A client that gives up mid-answer closes its end: that is the point, not an error.
+        with contextlib.suppress(OSError):
+            self._serve(self.request)
+
+    def _serve(self, sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         buffer = b""
         while not self.server.stopping.is_set():
@@ -78,6 +83,8 @@ class _Handler(socketserver.BaseRequestHandler):
             self.server.seen.append((method, path))
             answer = self.server.script(method, path.split("?", 1)[0])
             if isinstance(answer, Status):
+                if self.server.stopping.wait(answer.delay):
+                    return
                 sock.sendall(_head(answer.status, len(answer.body)) + answer.body)
                 continue
             for byte in _head(200, len(answer.body)) + answer.body:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from doctor_support import DoctorRun, run_doctor_cli, secrets_of
-from scripted_server import ScriptedServer, Status
+from scripted_server import ScriptedServer, Status, Trickle
 
 from imdscreds.cli import main
 from imdscreds.doctor.findings import FETCH_CHECKS
@@ -157,3 +157,28 @@ def test_doctor_and_credentials_agree_on_a_server_that_answers_only_one_status(
     finding = first_fetch_failure(run)
     assert finding["id"] == "imds-reachable"
     assert str(status) in finding["summary"]
+
+
+def _trickle_role(method: str, path: str) -> Status | Trickle:
+    if path == TOKEN_PATH:
+        return Status(200, b"a-token")
+    if path.startswith("/latest/meta-data/iam/"):
+        return Trickle(gap=float(TIMEOUT) * 0.9)
+    return Status(200, b"i-0123456789abcdef0")
+
+
+TRICKLES = {
+    "trickle-everything": lambda method, path: Trickle(gap=float(TIMEOUT) * 0.9),
+    "trickle-the-role": _trickle_role,
+}
+
+
+@pytest.mark.parametrize("script", TRICKLES.values(), ids=TRICKLES.keys())
+def test_doctor_and_credentials_agree_on_a_server_that_trickles_its_answers(
+    capsys: pytest.CaptureFixture[str], script: Callable[[str, str], Status | Trickle]
+) -> None:
+    with ScriptedServer(script) as server:
+        caller = credentials(capsys, server.endpoint)
+        run = doctor(capsys, server.endpoint, [])
+    assert caller.code == 1
+    assert_agree(run, server.endpoint, caller, None)

@@ -6,6 +6,12 @@ the rest, so the checks run in the contract's order while each network step happ
 A step that takes longer than ``slow_after`` seconds tells the progress callback what it waits on.
 Once IMDS or an AWS service has failed to answer, later steps against it are not tried again: a
 black hole costs one timeout, not one per check.
+
+All IMDS steps share one budget, ``imds_budget(config)`` seconds from the start of the run: the
+probe and then the library's own fetch always fit in it whole (so the verdict is the library's);
+the identity document and iam/info get what is left, and a step that finds nothing left is not
+tried, with that reason. Each request ends within its timeout (``transport.send``), so the doctor
+ends on time whatever the server sends, however slowly.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from imdscreds.errors import (
 )
 from imdscreds.imds import IMDSClient
 
-__all__ = ["Context", "Fact", "ImdsRead", "NotAsked"]
+__all__ = ["Context", "Fact", "ImdsRead", "NotAsked", "OutOfTime", "imds_budget"]
 
 T = TypeVar("T")
 
@@ -72,6 +78,20 @@ class NotAsked(IMDSError):
     """A step not tried: the settings are invalid, or an earlier step against IMDS got no answer."""
 
 
+class OutOfTime(IMDSError):
+    """A step not tried, or cut short, because the doctor's time for IMDS ran out."""
+
+
+def imds_budget(config: IMDSConfig) -> float:
+    """Seconds the doctor spends on IMDS at most: ``(attempts + 4) * timeout``.
+
+    One timeout for the probe (its two requests go out at once), then the library's own fetch
+    deadline, ``config.total_timeout`` (``(attempts + 2) * timeout``), which so always fits whole,
+    and one more for the identity document and iam/info, which get what is left.
+    """
+    return config.total_timeout + 2 * config.timeout
+
+
 class _NotJSON(MalformedResponseError):
     """An IMDS document that should be a JSON object is not."""
 
@@ -103,6 +123,7 @@ class Context:
         self.session_factory = session_factory
         self._progress = progress
         self._slow_after = slow_after
+        self._started = clock.monotonic()  # the IMDS budget counts from here
         self.findings: dict[str, Finding] = {}
         self._imds_down: str | None = None
         self._aws_down: dict[str, str] = {}
@@ -183,10 +204,29 @@ class Context:
     # -- IMDS -------------------------------------------------------------------------------------
 
     @cached_property
+    def imds_deadline(self) -> float:
+        """When the doctor's time for IMDS runs out, on the clock's ``monotonic()``."""
+        assert self.fetch_config is not None
+        return self._started + imds_budget(self.fetch_config)
+
+    def imds_time_left(self) -> float:
+        return self.imds_deadline - self.clock.monotonic()
+
+    def _out_of_time(self, what: str) -> OutOfTime:
+        assert self.fetch_config is not None
+        config = self.fetch_config
+        return OutOfTime(
+            f"The doctor's time for IMDS ({imds_budget(config):g} s: (attempts {config.attempts} "
+            f"+ 4) x timeout {config.timeout:g} s) ran out before {what}."
+        )
+
+    @cached_property
     def probe(self) -> ProbeResult | None:
         config = self.fetch_config
         if config is None:
             return None
+        # The first step: it always has its whole timeout, and this only keeps it within budget.
+        config = dataclasses.replace(config, timeout=min(config.timeout, self.imds_time_left()))
         with self.step(f"IMDS at {config.endpoint} (token PUT and a token-less GET)"):
             result = probe_imds(config, self.clock)
         if not result.answered:
@@ -210,14 +250,19 @@ class Context:
             self._fetcher = RoleCredentialsFetcher(self._imds_client())
         return self._fetcher
 
-    def _imds(self, what: str, action: Callable[[], T]) -> Fact[T]:
+    def _imds(self, what: str, action: Callable[[], T], *, needs: float = 0.0) -> Fact[T]:
+        """One IMDS step, if IMDS still answers and ``needs`` seconds (or any) are left for it."""
         if self._imds_down is not None:
             return Fact(error=NotAsked(f"Not asked: {self._imds_down}."))
         assert self.fetch_config is not None
+        if self.imds_time_left() < max(needs, 1e-3):
+            return Fact(error=self._out_of_time(f"{what} could be asked for"))
         with self.step(f"IMDS at {self.fetch_config.endpoint} ({what})"):
             try:
                 return Fact(action())
             except IMDSUnreachableError as exc:
+                if self.imds_time_left() <= 0:
+                    return Fact(error=self._out_of_time(f"IMDS answered ({what})"))
                 self._imds_down = f"IMDS stopped answering ({what})"
                 return Fact(error=exc)
             except IMDSError as exc:
@@ -226,7 +271,7 @@ class Context:
     def _read_json(self, path: str) -> ImdsRead:
         before = self.clock.now()
         try:
-            response = self._imds_client().get(path)
+            response = self._imds_client().get(path, deadline=self.imds_deadline)
         except IMDSNotFoundError:
             return ImdsRead(None, None, before)
         local = before + (self.clock.now() - before) / 2
@@ -261,9 +306,12 @@ class Context:
     def role_credentials(self) -> Fact[RoleCredentials]:
         """The role's credentials, fetched as the library fetches them (``RoleCredentialsFetcher``
         over an ``IMDSClient`` with the same settings): the doctor's verdict on IMDS rests on it."""
-        if self.fetch_config is None:
+        config = self.fetch_config
+        if config is None:
             return Fact(error=NotAsked("Not asked: the IMDS settings are invalid."))
-        return self._imds("the role's credentials", self.fetcher.fetch)
+        # The fetch runs to its own deadline, never cut short by the doctor's: a fetch cut short
+        # could fail where the library's succeeds. The budget leaves room for it by construction.
+        return self._imds("the role's credentials", self.fetcher.fetch, needs=config.total_timeout)
 
     @property
     def role_name(self) -> str | None:

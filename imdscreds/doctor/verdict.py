@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from imdscreds.doctor import fixes
 from imdscreds.doctor.checks_role import profile_state
-from imdscreds.doctor.context import Context, NotAsked
+from imdscreds.doctor.context import Context, NotAsked, OutOfTime
 from imdscreds.doctor.findings import FETCH_CHECKS, Finding, failed, warned
 from imdscreds.errors import (
     CredentialsError,
@@ -99,8 +99,14 @@ def _message(error: Exception) -> str:
     return error.message if isinstance(error, IMDSCredsError) else str(error)
 
 
+def _said(error: Exception) -> str:
+    if isinstance(error, OutOfTime):
+        return f"The role's credentials were not fetched: {_message(error)}"
+    return FETCH_FAILS + _message(error)
+
+
 def _quoting(finding: Finding, error: Exception) -> Finding:
-    detail = _join(finding.detail, FETCH_FAILS + _message(error))
+    detail = _join(finding.detail, _said(error))
     return failed(finding.id, finding.summary, detail, finding.fix)
 
 
@@ -109,7 +115,7 @@ def _fetch_failed(ctx: Context, check_id: str, error: Exception) -> Finding:
     config = ctx.config
     assert config is not None
     endpoint = config.endpoint
-    said = FETCH_FAILS + _message(error)
+    said = _said(error)
     if check_id != "imds-reachable":
         return failed(
             check_id, f"the role's credentials cannot be fetched: {_message(error)}", said
@@ -122,7 +128,11 @@ def _fetch_failed(ctx: Context, check_id: str, error: Exception) -> Finding:
         else None
     )
     status = error.status if isinstance(error, IMDSHTTPError) else None
-    if status is not None and (status == 429 or 500 <= status <= 599):
+    if isinstance(error, OutOfTime):
+        summary = f"IMDS at {endpoint} answers too slowly to fetch the role's credentials in time"
+        explained = "Each request was answered, but slowly: IMDS is overloaded or throttling."
+        fix = fixes.imds_errors()
+    elif status is not None and (status == 429 or 500 <= status <= 599):
         summary = f"IMDS at {endpoint} answers only with errors ({status})"
         if status == 429:
             explained = "429 means IMDS is throttling this instance: something calls it too often."
