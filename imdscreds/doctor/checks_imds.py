@@ -49,8 +49,13 @@ def check_imds_reachable(ctx: Context) -> Finding:
             "imds-reachable",
             f"no IMDS at {probe.endpoint}: {put}",
             f"Endpoint {where}. The TCP connection was never made, so this is not a hop limit or "
-            "a disabled endpoint: off EC2 there is no IMDS, and on EC2 something blocks the "
-            "address (a firewall rule, a network namespace without a route to it).",
+            "a disabled endpoint: "
+            + (
+                "nothing listens at the configured endpoint, or something blocks it."
+                if fixes.endpoint_is_configured(config.source_of("endpoint"))
+                else "off EC2 there is no IMDS, and on EC2 something blocks the address (a "
+                "firewall rule, a network namespace without a route to it)."
+            ),
             fixes.imds_unreachable(probe.endpoint, config.source_of("endpoint")),
         )
     if not probe.answered:

@@ -7,7 +7,7 @@ A step that takes longer than ``slow_after`` seconds tells the progress callback
 Once IMDS or an AWS service has failed to answer, later steps against it are not tried again: a
 black hole costs one timeout, not one per check.
 
-All IMDS steps share one budget, ``imds_budget(config)`` seconds from the start of the run: the
+All IMDS steps share one budget, ``imds_budget(config)`` seconds from the first of them: the
 probe and then the library's own fetch always fit in it whole (so the verdict is the library's);
 the identity document and iam/info get what is left, and a step that finds nothing left is not
 tried, with that reason. Each request ends within its timeout (``transport.send``), so the doctor
@@ -123,7 +123,7 @@ class Context:
         self.session_factory = session_factory
         self._progress = progress
         self._slow_after = slow_after
-        self._started = clock.monotonic()  # the IMDS budget counts from here
+        self._imds_started: float | None = None  # the IMDS budget counts from the first step
         self.findings: dict[str, Finding] = {}
         self._imds_down: str | None = None
         self._aws_down: dict[str, str] = {}
@@ -207,7 +207,9 @@ class Context:
     def imds_deadline(self) -> float:
         """When the doctor's time for IMDS runs out, on the clock's ``monotonic()``."""
         assert self.fetch_config is not None
-        return self._started + imds_budget(self.fetch_config)
+        if self._imds_started is None:
+            self._imds_started = self.clock.monotonic()
+        return self._imds_started + imds_budget(self.fetch_config)
 
     def imds_time_left(self) -> float:
         return self.imds_deadline - self.clock.monotonic()
