@@ -41,6 +41,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Generic, NoReturn, TypeVar, overload
 
 from imdscreds import _forksafe
@@ -211,6 +212,16 @@ class RefreshingCredentials(Generic[V]):
         of their current extension."""
         snap = self._snapshot
         return None if snap is None else snap.usable_until - self._elapsed_now(snap)
+
+    def usable_until(self) -> datetime | None:
+        """The expiration to tell a client that caches these credentials (the AWS CLI, an SDK):
+        their own, or while expired ones are served, the wall-clock end of the extension."""
+        snap = self._snapshot
+        if snap is None:
+            return None
+        if snap.usable_until <= snap.expires_at:
+            return snap.credentials.expiration
+        return self._clock.now() + timedelta(seconds=snap.usable_until - self._elapsed_now(snap))
 
     def refresh_due(self) -> bool:
         """Whether the next :meth:`get` leaves the lock-free path to refresh (or to try to)."""

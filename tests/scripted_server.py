@@ -1,24 +1,120 @@
-"""A scripted HTTP server on 127.0.0.1 for what FakeIMDS will not do: any status, and trickling.
+"""Small scripted HTTP servers on loopback, for what FakeIMDS does not play: answers that trickle.
 
-``ScriptedServer(script)`` answers each request with ``script(method, path)``: a ``Status`` (that
-status and a body, at once or after a delay: a box in IMDS's place that answers only 418) or a
-``Trickle`` (a valid 200 answer, written one byte every ``gap`` seconds, so that no single read
-ever waits a whole timeout). It speaks just enough HTTP/1.1 on raw sockets to do both, and closes
-every connection when it stops, so a trickle ends with the test.
+``TrickleServer`` reads each request and answers it with a fixed response, sending the bytes of its
+chosen part one at a time with a pause between them, as a hostile or broken intermediary might.
+``CountingListener`` only counts the connections made to it (a proxy that must never be used).
+``ScriptedServer(script)`` answers each request by ``script(method, path)``: a ``Status`` (any
+status, 3xx included, at once or after a delay: a box in IMDS's place that answers only 418) or a
+``Trickle`` (a 200 written one byte every ``gap`` seconds, so that no read waits a whole timeout).
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-import socketserver
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from types import TracebackType
 
-__all__ = ["ScriptedServer", "Status", "Trickle"]
+from typing_extensions import Self
+
+
+def http_response(status: int, body: bytes, *, reason: str = "OK") -> tuple[bytes, bytes]:
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head, body
+
+
+class _Listener:
+    """A loopback listener whose accept loop hands each connection to ``_handle``."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self._stop = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.1)
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    endpoint = url
+
+    def __enter__(self) -> Self:
+        self._threads[0].start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for thread in list(self._threads):
+            thread.join(timeout=5)
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            self._handle(conn)
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.close()
+
+
+class TrickleServer(_Listener):
+    """Answers every request with ``head`` + ``body``; the part named by ``trickle`` byte by byte."""
+
+    def __init__(self, head: bytes, body: bytes, *, delay: float, trickle: str = "head") -> None:
+        if trickle not in ("head", "body"):
+            raise ValueError(f"trickle must be 'head' or 'body', not {trickle!r}")
+        super().__init__()
+        self.head, self.body, self.delay, self.trickle = head, body, delay, trickle
+
+    def _handle(self, conn: socket.socket) -> None:
+        thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    request += chunk
+                slow = self.head if self.trickle == "head" else self.body
+                if self.trickle == "body":
+                    conn.sendall(self.head)
+                for index in range(len(slow)):
+                    if self._stop.wait(self.delay):
+                        return
+                    conn.sendall(slow[index : index + 1])
+                if self.trickle == "head":
+                    conn.sendall(self.body)
+            except OSError:  # the client gave up and closed: what the test wants to see
+                return
+
+
+class CountingListener(_Listener):
+    """Accepts connections, counts them, closes them (a proxy that must never be used)."""
+
+
+def elapsed(start: float) -> float:
+    return time.monotonic() - start
 
 
 @dataclass(frozen=True)
@@ -41,106 +137,69 @@ class Trickle:
 Script = Callable[[str, str], "Status | Trickle"]
 
 
-def _head(status: int, length: int) -> bytes:
+def _answer(status: int, body: bytes) -> bytes:
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "Unknown"
-    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {length}", "Content-Type: text/plain"]
-    if 300 <= status <= 399:
-        lines.append("Location: http://127.0.0.1:9/elsewhere")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+    head, body = http_response(status, body, reason=reason)
+    if 300 <= status <= 399:  # a redirect carries where to, as a real one would
+        head = head[:-2] + b"Location: http://127.0.0.1:9/elsewhere\r\n\r\n"
+    return head + body
 
 
-class _Handler(socketserver.BaseRequestHandler):
-    server: _Server
-
-    def handle(self) -> None:
-        # A client that gives up mid-answer closes its end: that is the point, not an error.
-        with contextlib.suppress(OSError):
-            self._serve(self.request)
-
-    def _serve(self, sock: socket.socket) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        buffer = b""
-        while not self.server.stopping.is_set():
-            while b"\r\n\r\n" not in buffer:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    return
-                buffer += chunk
-            head, _, buffer = buffer.partition(b"\r\n\r\n")
-            request_line, *header_lines = head.decode("latin-1").split("\r\n")
-            method, path = request_line.split(" ")[:2]
-            length = 0
-            for line in header_lines:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip() or 0)
-            while len(buffer) < length:
-                buffer += sock.recv(4096)
-            buffer = buffer[length:]
-            self.server.seen.append((method, path))
-            answer = self.server.script(method, path.split("?", 1)[0])
-            if isinstance(answer, Status):
-                if self.server.stopping.wait(answer.delay):
-                    return
-                sock.sendall(_head(answer.status, len(answer.body)) + answer.body)
-                continue
-            for byte in _head(200, len(answer.body)) + answer.body:
-                if self.server.stopping.wait(answer.gap):
-                    return
-                sock.sendall(bytes([byte]))
-
-
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
+class ScriptedServer(_Listener):
+    """Answers each request on a connection (keep-alive) by ``script(method, path)``."""
 
     def __init__(self, script: Script) -> None:
+        super().__init__()
         self.script = script
-        self.stopping = threading.Event()
-        self.seen: list[tuple[str, str]] = []
-        self.connections: list[socket.socket] = []
-        super().__init__(("127.0.0.1", 0), _Handler)
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request, in order
+        self._conns: list[socket.socket] = []
 
-    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
-        self.connections.append(request)
-        super().process_request(request, client_address)
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for conn in list(self._conns):  # an idle keep-alive connection would block its thread
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        super().__exit__(*exc_info)
 
+    def _handle(self, conn: socket.socket) -> None:
+        self._conns.append(conn)
+        thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
-class ScriptedServer:
-    """The server, as a context manager; ``endpoint`` is ``http://127.0.0.1:PORT``."""
-
-    def __init__(self, script: Script) -> None:
-        self._server = _Server(script)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    @property
-    def seen(self) -> list[tuple[str, str]]:
-        """``(method, path)`` of every request, in arrival order."""
-        return list(self._server.seen)
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.stopping.set()
-        self._server.shutdown()
-        for connection in self._server.connections:
-            with contextlib.suppress(OSError):  # already closed by the client
-                connection.shutdown(socket.SHUT_RDWR)
-            connection.close()
-        self._server.server_close()
-        self._thread.join(5)
+    def _serve(self, conn: socket.socket) -> None:
+        # A client that gives up mid-answer closes its end: that is the point, not an error.
+        with conn, contextlib.suppress(OSError):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            buffer = b""
+            while not self._stop.is_set():
+                while b"\r\n\r\n" not in buffer:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                request_line, *header_lines = head.decode("latin-1").split("\r\n")
+                method, path = request_line.split(" ")[:2]
+                length = 0
+                for line in header_lines:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value.strip() or 0)
+                while len(buffer) < length:
+                    buffer += conn.recv(4096)
+                buffer = buffer[length:]
+                self.seen.append((method, path))
+                answer = self.script(method, path.split("?", 1)[0])
+                if isinstance(answer, Status):
+                    if self._stop.wait(answer.delay):
+                        return
+                    conn.sendall(_answer(answer.status, answer.body))
+                    continue
+                for byte in _answer(200, answer.body):
+                    if self._stop.wait(answer.gap):
+                        return
+                    conn.sendall(bytes([byte]))

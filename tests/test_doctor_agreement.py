@@ -150,10 +150,11 @@ def test_doctor_and_credentials_agree_on_a_server_that_answers_only_one_status(
     capsys: pytest.CaptureFixture[str], status: int
 ) -> None:
     with ScriptedServer(lambda method, path: Status(status)) as server:
-        caller = credentials(capsys, server.endpoint)
-        run = doctor(capsys, server.endpoint, [])
+        endpoint = server.endpoint
+        caller = credentials(capsys, endpoint)
+        run = doctor(capsys, endpoint, [])
     assert caller.code == 1
-    assert_agree(run, server.endpoint, caller, None)
+    assert_agree(run, endpoint, caller, None)
     finding = first_fetch_failure(run)
     assert finding["id"] == "imds-reachable"
     assert str(status) in finding["summary"]
@@ -178,7 +179,8 @@ def test_doctor_and_credentials_agree_on_a_server_that_trickles_its_answers(
     capsys: pytest.CaptureFixture[str], script: Callable[[str, str], Status | Trickle]
 ) -> None:
     with ScriptedServer(script) as server:
-        caller = credentials(capsys, server.endpoint)
-        run = doctor(capsys, server.endpoint, [])
+        endpoint = server.endpoint
+        caller = credentials(capsys, endpoint)
+        run = doctor(capsys, endpoint, [])
     assert caller.code == 1
-    assert_agree(run, server.endpoint, caller, None)
+    assert_agree(run, endpoint, caller, None)

@@ -88,7 +88,8 @@ def test_a_server_trickling_every_answer_ends_the_doctor_within_its_budget(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with ScriptedServer(lambda method, path: Trickle(gap=TIMEOUT * 0.9)) as server:
-        took, report = timed_doctor(capsys, server.endpoint)
+        endpoint = server.endpoint
+        took, report = timed_doctor(capsys, endpoint)
     assert took <= BUDGET + SLACK
     reachable = finding(report, "imds-reachable")
     assert reachable["status"] == "fail"
@@ -106,12 +107,13 @@ def test_a_server_trickling_the_role_ends_the_fetch_at_its_deadline_and_says_so(
         return Status(200, b"i-0123456789abcdef0")
 
     with ScriptedServer(script) as server:
-        took, report = timed_doctor(capsys, server.endpoint)
+        endpoint = server.endpoint
+        took, report = timed_doctor(capsys, endpoint)
     assert took <= BUDGET + SLACK
     reachable = finding(report, "imds-reachable")
     assert reachable["status"] == "fail"
     assert (
-        FETCH_FAILS + f"IMDS at {server.endpoint} did not answer GET {LISTING}"
+        FETCH_FAILS + f"IMDS at {endpoint} did not answer GET {LISTING}"
         in (reachable["detail"])
     )
     assert report["ok"] is False
@@ -141,7 +143,8 @@ def test_steps_that_find_no_time_left_say_so_and_the_verdict_stays_the_fetchs(
         return Status(401, b"", slow)
 
     with ScriptedServer(script) as server:
-        took, report = timed_doctor(capsys, server.endpoint)
+        endpoint = server.endpoint
+        took, report = timed_doctor(capsys, endpoint)
     assert took <= BUDGET + SLACK
     identity = finding(report, "instance-identity")
     assert identity["status"] == "warn"
