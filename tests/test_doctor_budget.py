@@ -112,10 +112,7 @@ def test_a_server_trickling_the_role_ends_the_fetch_at_its_deadline_and_says_so(
     assert took <= BUDGET + SLACK
     reachable = finding(report, "imds-reachable")
     assert reachable["status"] == "fail"
-    assert (
-        FETCH_FAILS + f"IMDS at {endpoint} did not answer GET {LISTING}"
-        in (reachable["detail"])
-    )
+    assert FETCH_FAILS + f"IMDS at {endpoint} did not answer GET {LISTING}" in (reachable["detail"])
     assert report["ok"] is False
 
 
