@@ -1,9 +1,10 @@
 """Doctor-fetch agreement: the doctor and ``imdscreds credentials`` agree, whatever IMDS does.
 
 Every FakeIMDS scenario, every fault FakeIMDS injects (``fail_next`` for each status on each path
-family, persistent and once, ``latency``, ``throttle``, ``date_offset``) and a scripted server that
-answers every request with a status IMDS never sends, each run through both commands in-process,
-each run against a fresh server armed the same way. They agree when:
+family, persistent and once, ``latency``, ``throttle``, ``date_offset``, and its settings
+``v1_allowed``, ``extended``, ``max_token_ttl``), a scripted server that answers every request with
+a status IMDS never sends, and scripted servers that trickle: each run through both commands
+in-process, each against a fresh server armed the same way. They agree when:
 
 - the doctor exits 0 exactly when ``imdscreds credentials`` does, and then it fetched credentials
   itself (``role.access_key_id``);
@@ -48,7 +49,7 @@ class Case:
 
     scenario: str = "healthy"
     faults: tuple[tuple[int, int, str], ...] = ()  # fail_next(status, count, path_prefix)
-    attributes: dict[str, float] = field(default_factory=dict)  # latency, throttle, date_offset
+    attributes: dict[str, object] = field(default_factory=dict)  # latency, throttle, v1_allowed ...
     beyond_fetch: str | None = None  # the one check the doctor fails that the fetch does not judge
 
     def start(self, make: MakeIMDS) -> FakeIMDS:
@@ -79,6 +80,13 @@ def _cases() -> dict[str, Case]:
     cases["latency-over-timeout"] = Case(attributes={"latency": 0.8})
     cases["throttle-5-per-second"] = Case(attributes={"throttle": 5})
     cases["date-10-min-ahead"] = Case(attributes={"date_offset": 600}, beyond_fetch="clock-skew")
+    cases["tokens-required"] = Case(attributes={"v1_allowed": False})
+    cases["tokens-required-behind-a-hop-limit"] = Case(
+        scenario="hop-limit", attributes={"v1_allowed": False}
+    )
+    cases["no-extended-paths"] = Case(attributes={"extended": False})
+    # The library asks for a 6 h token; this IMDS grants at most 1 h (400), the probe's 60 s passes.
+    cases["token-ttl-capped-at-1-h"] = Case(attributes={"max_token_ttl": 3600})
     return cases
 
 

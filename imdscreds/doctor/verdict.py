@@ -145,10 +145,11 @@ def _fetch_failed(ctx: Context, check_id: str, error: Exception) -> Finding:
         explained = "It answered the doctor's first requests, then no more."
         fix = fixes.imds_unreachable(endpoint, config.source_of("endpoint"))
     else:
-        if status is None and probe is not None and probe.put.status is not None:
-            status = probe.put.status  # a TokenError: the status is the token PUT's
-        what = f"{status}" if status is not None else "no session token"
-        summary = f"something answers at {endpoint}, but not as IMDS does ({what})"
+        summary = (
+            f"something answers at {endpoint}, but not as IMDS does ({status})"
+            if status is not None
+            else f"IMDS at {endpoint} gives no session token: {_message(error).rstrip('.')}"
+        )
         explained = (
             "IMDS answers a token PUT with 200 (or 403 when it is turned off) and a GET with 200, "
             "401 or 404: an answer outside that comes from something else in its place."
