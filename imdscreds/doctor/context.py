@@ -263,7 +263,9 @@ class Context:
             try:
                 return Fact(action())
             except IMDSUnreachableError as exc:
-                if self.imds_time_left() <= 0:
+                if not needs and self.imds_time_left() <= 0:
+                    # Cut short by the doctor's deadline, not by IMDS: say so. (A step that
+                    # needs its whole time, the fetch, keeps the library's own error.)
                     return Fact(error=self._out_of_time(f"IMDS answered ({what})"))
                 self._imds_down = f"IMDS stopped answering ({what})"
                 return Fact(error=exc)
