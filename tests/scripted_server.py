@@ -7,17 +7,23 @@ chosen part one at a time with a pause between them, as a hostile or broken inte
 ``ScriptedIMDS`` answers each path with exactly the bytes a test gives (a token with CR/LF, a
 document nested 10,000 deep, a Date header with a 20-digit year) through FakeIMDS's HTTP layer;
 its routes may change while it runs (a property test swaps them per example).
+``ScriptedServer(script)`` answers each request by ``script(method, path)``: a ``Status`` (any
+status, 3xx included, at once or after a delay: a box in IMDS's place that answers only 418) or a
+``Trickle`` (a 200 written one byte every ``gap`` seconds, so that no read waits a whole timeout).
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from email.message import Message
 from email.utils import formatdate
+from http import HTTPStatus
 
 from typing_extensions import Self
 
@@ -189,3 +195,94 @@ def scripted_imds(routes: dict[str, Reply | bytes] | None = None) -> Iterator[Sc
     finally:
         server.stop()
     assert not server.errors, server.errors
+
+
+# -- answers chosen per request: any status, or a trickle -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Status:
+    """Answer with this status after ``delay`` seconds (a ``Location`` for redirects)."""
+
+    status: int
+    body: bytes = b"not IMDS"
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """Answer 200 with ``body``, one byte every ``gap`` seconds."""
+
+    gap: float
+    body: bytes = b"x" * 64
+
+
+Script = Callable[[str, str], "Status | Trickle"]
+
+
+def _answer(status: int, body: bytes) -> bytes:
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
+    head, body = http_response(status, body, reason=reason)
+    if 300 <= status <= 399:  # a redirect carries where to, as a real one would
+        head = head[:-2] + b"Location: http://127.0.0.1:9/elsewhere\r\n\r\n"
+    return head + body
+
+
+class ScriptedServer(_Listener):
+    """Answers each request on a connection (keep-alive) by ``script(method, path)``."""
+
+    def __init__(self, script: Script) -> None:
+        super().__init__()
+        self.script = script
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request, in order
+        self._conns: list[socket.socket] = []
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for conn in list(self._conns):  # an idle keep-alive connection would block its thread
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        super().__exit__(*exc_info)
+
+    def _handle(self, conn: socket.socket) -> None:
+        self._conns.append(conn)
+        thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _serve(self, conn: socket.socket) -> None:
+        # A client that gives up mid-answer closes its end: that is the point, not an error.
+        with conn, contextlib.suppress(OSError):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            buffer = b""
+            while not self._stop.is_set():
+                while b"\r\n\r\n" not in buffer:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                request_line, *header_lines = head.decode("latin-1").split("\r\n")
+                method, path = request_line.split(" ")[:2]
+                length = 0
+                for line in header_lines:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value.strip() or 0)
+                while len(buffer) < length:
+                    buffer += conn.recv(4096)
+                buffer = buffer[length:]
+                self.seen.append((method, path))
+                answer = self.script(method, path.split("?", 1)[0])
+                if isinstance(answer, Status):
+                    if self._stop.wait(answer.delay):
+                        return
+                    conn.sendall(_answer(answer.status, answer.body))
+                    continue
+                for byte in _answer(200, answer.body):
+                    if self._stop.wait(answer.gap):
+                        return
+                    conn.sendall(bytes([byte]))

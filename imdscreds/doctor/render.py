@@ -142,8 +142,12 @@ def render_text(
     """The report for people: a header, one line per check, fixes under failures, the verdict."""
     endpoint = report.instance.get("imds_endpoint")
     source = report.instance.get("imds_endpoint_source")
-    where = f"{endpoint} ({source})" if endpoint else "no valid IMDS endpoint"
-    lines = [f"imdscreds doctor: IMDS at {where}", ""]
+    head = (
+        f"imdscreds doctor: IMDS at {endpoint} ({source})"
+        if endpoint
+        else "imdscreds doctor: the IMDS settings are invalid (see endpoint-config)"
+    )
+    lines = [head, ""]
     for finding in report.findings:
         lines.extend(finding_lines(finding, color=color, unicode=unicode, width=width))
     status = "fail" if report.failed else "warn" if report.warnings else "pass"
