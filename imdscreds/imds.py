@@ -363,9 +363,23 @@ class IMDSClient:
         )
 
     def _unreachable(self, exc: Exception) -> IMDSUnreachableError:
+        hint = None
+        source = self.config.source_of("endpoint")
+        if source.startswith("endpoint_mode"):
+            hint = IMDSUnreachableError.default_hint.replace("169.254.169.254", "fd00:ec2::254")
+            hint += " The IPv6 endpoint answers only on Nitro instances with IPv6 enabled for IMDS."
+        elif source != "default":
+            # The default hint names 169.254.169.254; a configured endpoint is what to check.
+            hint = (
+                "Is this an EC2 instance? Off EC2 there is no IMDS. The endpoint here is "
+                f"{self.config.endpoint} ({source}): check that IMDS, or the agent standing in "
+                "for it, listens there, or unset the setting to use IMDS itself; run "
+                "`imdscreds doctor`."
+            )
         return IMDSUnreachableError(
             f"No instance metadata service at {self.config.endpoint} "
-            f"({self.config.source_of('endpoint')}): {exc}."
+            f"({self.config.source_of('endpoint')}): {exc}.",
+            hint=hint,
         )
 
     def _send(self, method: str, path: str, headers: dict[str, str], timeout: float) -> RawResponse:
@@ -386,9 +400,13 @@ class IMDSClient:
         if status == 404:
             return IMDSNotFoundError(f"IMDS has no {path} (404).", status=404, path=path, hint="")
         if status == 401:
-            why = "a token-less request (IMDSv1)" if tokenless else "a fresh session token"
+            if path == TOKEN_PATH:
+                what = f"the token request (PUT {path}, 401)"
+            else:
+                how = "a token-less request (IMDSv1)" if tokenless else "a fresh session token"
+                what = f"{how} for GET {path} (401)"
             return TokenError(
-                f"IMDS refused {why} for GET {path} (401).",
+                f"IMDS refused {what}.",
                 hint=HOP_LIMIT_HINT if self._v1_refused else "Run `imdscreds doctor`.",
             )
         if status == 429:

@@ -20,6 +20,8 @@ REQUIRED = (
     "401 storm",
     "malformed",
     "huge",
+    "deep",
+    "hostile values",
     "non-UTF-8",
     "down across",
     "expired on arrival",

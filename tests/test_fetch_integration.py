@@ -288,3 +288,11 @@ def test_fetch_over_ipv6(fake_imds_factory: Callable[..., FakeIMDS]) -> None:
     imds = fake_imds_factory(host="::1")
     assert imds.endpoint.startswith("http://[::1]:")
     assert fetch_role_credentials(config_for(imds.endpoint)).access_key_id.startswith("ASIA")
+
+
+def test_an_unreachable_configured_endpoint_is_named_in_the_hint(unreachable_endpoint: str) -> None:
+    with pytest.raises(IMDSUnreachableError) as raised:
+        fetch_role_credentials(config_for(unreachable_endpoint))
+    assert unreachable_endpoint in raised.value.hint
+    assert "169.254.169.254" not in raised.value.hint
+    assert "(argument)" in raised.value.hint
