@@ -165,6 +165,27 @@ class RefreshingCredentials(Generic[V]):
             return snap.view
         return self._get_slow().view
 
+    def ready_view(self) -> V | None:
+        """The view when no refresh is due, else None; never fetches, never waits (an event
+        loop's read: on None it refreshes through :meth:`get_view` in another thread)."""
+        snap = self._snapshot
+        if snap is not None and self._monotonic() < snap.refresh_at:
+            return snap.view
+        return None
+
+    def peek_view(self) -> V | None:
+        """The view of the credentials being served, without refreshing; None before the first
+        fetch."""
+        snap = self._snapshot
+        return None if snap is None else snap.view
+
+    def must_wait(self) -> bool:
+        """Whether a caller of :meth:`get` now would wait for a refresh rather than be handed the
+        current credentials: there are none yet, or the mandatory window has begun (and the last
+        attempt did not fail)."""
+        snap = self._snapshot
+        return snap is None or self._must_wait(snap)
+
     def peek(self) -> RoleCredentials | None:
         """The credentials being served, without refreshing; None before the first fetch."""
         snap = self._snapshot
