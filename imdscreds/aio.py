@@ -27,7 +27,6 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 try:
@@ -130,21 +129,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _reader(
-    engine: RefreshingCredentials[Any], refresher: _OffLoopRefresh
-) -> Callable[[], Coroutine[Any, Any, Any]]:
-    ready = engine.ready_view
-    wait = refresher.wait
-
-    async def get_frozen_credentials() -> Any:
-        view = ready()
-        if view is None:
-            view = await wait()
-        return view
-
-    return get_frozen_credentials
-
-
 class AioIMDSRefreshableCredentials(
     EngineBackedCredentials,
     aiobotocore.credentials.AioRefreshableCredentials,  # type: ignore[misc]
@@ -161,16 +145,15 @@ class AioIMDSRefreshableCredentials(
     # make an asyncio.Lock, bound to the first loop that contends it.
     def _bind(self) -> None:
         self._refresher = _OffLoopRefresh(self._engine)
-        # The signer awaits get_frozen_credentials() on every request: a closure on the instance
-        # saves the bound-method and attribute lookups of the method below, which says the same.
-        self.get_frozen_credentials = _reader(self._engine, self._refresher)  # type: ignore[method-assign]
+        # The signer awaits get_frozen_credentials() on every request: the engine's reader on the
+        # instance is one coroutine with the snapshot read inline; the method below, which says
+        # the same, would add a frame.
+        self._read = self._engine.async_reader(self._refresher.wait)
+        self.get_frozen_credentials = self._read  # type: ignore[method-assign]
 
     async def get_frozen_credentials(self) -> Any:
         """The current key, secret, token and account id as botocore's ``ReadOnlyCredentials``."""
-        view = self._engine.ready_view()
-        if view is None:
-            view = await self._refresher.wait()
-        return view
+        return await self._read()
 
     async def get_access_key(self) -> str:
         return str((await self.get_frozen_credentials()).access_key)

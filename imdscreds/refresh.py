@@ -31,7 +31,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar, overload
 
@@ -165,13 +165,21 @@ class RefreshingCredentials(Generic[V]):
             return snap.view
         return self._get_slow().view
 
-    def ready_view(self) -> V | None:
-        """The view when no refresh is due, else None; never fetches, never waits (an event
-        loop's read: on None it refreshes through :meth:`get_view` in another thread)."""
-        snap = self._snapshot
-        if snap is not None and self._monotonic() < snap.refresh_at:
-            return snap.view
-        return None
+    def async_reader(
+        self, when_due: Callable[[], Awaitable[V]]
+    ) -> Callable[[], Coroutine[Any, Any, V]]:
+        """A coroutine function for an event loop's callers: :meth:`get_view`'s lock-free read,
+        inline in the coroutine (no further frame: it runs on every signed request), and ``await
+        when_due()`` instead of the blocking refresh when one is due."""
+        monotonic = self._monotonic
+
+        async def read() -> V:
+            snap = self._snapshot
+            if snap is not None and monotonic() < snap.refresh_at:
+                return snap.view
+            return await when_due()
+
+        return read
 
     def peek_view(self) -> V | None:
         """The view of the credentials being served, without refreshing; None before the first
