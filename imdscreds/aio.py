@@ -24,9 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import threading
-import weakref
 from typing import Any
 
 try:
@@ -36,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "imdscreds.aio needs aiobotocore, which is not installed: pip install 'imdscreds[aio]'"
     ) from exc
 
+from imdscreds import _forksafe
 from imdscreds.chain import (
     NO_ROLE_HERE,
     EngineBackedCredentials,
@@ -66,7 +65,7 @@ class _OffLoopRefresh:
         # on an event loop cannot stall the loop.
         self._guard = threading.Lock()
         self._inflight: concurrent.futures.Future[Any] | None = None
-        _INSTANCES.add(self)
+        _forksafe.track(self)
 
     def start(self) -> concurrent.futures.Future[Any]:
         with self._guard:
@@ -115,18 +114,6 @@ class _OffLoopRefresh:
         # The refresh thread was not copied: its future would never finish in the child.
         self._guard = threading.Lock()
         self._inflight = None
-
-
-_INSTANCES: weakref.WeakSet[_OffLoopRefresh] = weakref.WeakSet()
-
-
-def _reset_after_fork() -> None:
-    for refresher in list(_INSTANCES):
-        refresher._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class AioIMDSRefreshableCredentials(
@@ -242,18 +229,16 @@ class AioIMDSCredentialProvider(InstanceRoleProvider):
                 rng=self._rng,
                 client=client,
             )
+        # A failed first fetch keeps the engine (and its connection): its first-fetch backoff then
+        # spans loads, so a chain asked again at once gets the same answer without a request.
         try:
             await credentials.get_frozen_credentials()
         except NO_ROLE_HERE as exc:
-            self._forget(credentials)
             # aiobotocore's chain ends in "Unable to locate credentials" after this: say why. On
             # EC2 without a profile that is a WARNING; off EC2 (no IMDS at all) it is routine.
             level = logging.WARNING if isinstance(exc, NoInstanceProfileError) else logging.INFO
             log.log(level, "No instance role credentials: %s", exc)
             return None
-        except Exception:
-            self._forget(credentials)
-            raise
         if not self._found:
             self._found = True
             count_imds_credentials()
@@ -262,12 +247,6 @@ class AioIMDSCredentialProvider(InstanceRoleProvider):
                 "Found credentials from the instance role %s.", role.role_name if role else "?"
             )
         return credentials
-
-    def _forget(self, credentials: AioIMDSRefreshableCredentials) -> None:
-        # The next load starts afresh (a new connection), as the botocore provider's does.
-        if self._credentials is credentials:
-            self._credentials = None
-            credentials.close()
 
 
 def install(

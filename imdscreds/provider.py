@@ -12,6 +12,8 @@ and expiry arithmetic.
 from __future__ import annotations
 
 import logging
+import random
+from collections.abc import Callable
 from typing import Any
 
 import botocore.credentials  # type: ignore[import-untyped,unused-ignore]
@@ -27,7 +29,7 @@ from imdscreds.chain import (
 )
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
-from imdscreds.credentials import RoleCredentialsFetcher
+from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
 from imdscreds.errors import NoInstanceProfileError
 from imdscreds.imds import IMDSClient
 from imdscreds.policy import RefreshPolicy
@@ -54,6 +56,36 @@ class IMDSRefreshableCredentials(
     Building one fetches the first credentials (and raises what ``fetch`` raises).
     """
 
+    def __init__(
+        self,
+        fetch: Callable[[], RoleCredentials],
+        *,
+        policy: RefreshPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+        client: IMDSClient | None = None,
+    ) -> None:
+        super().__init__(fetch, policy=policy, clock=clock, rng=rng, client=client)
+        self._get()
+
+    @classmethod
+    def _unloaded(
+        cls,
+        fetch: Callable[[], RoleCredentials],
+        *,
+        policy: RefreshPolicy | None,
+        clock: Clock,
+        rng: random.Random | None,
+        client: IMDSClient,
+    ) -> IMDSRefreshableCredentials:
+        # For the provider, which keeps one engine across failed loads: its first-fetch backoff
+        # then holds for every botocore session and client that asks.
+        credentials = cls.__new__(cls)
+        EngineBackedCredentials.__init__(
+            credentials, fetch, policy=policy, clock=clock, rng=rng, client=client
+        )
+        return credentials
+
     def _bind(self) -> None:
         # The signer calls get_frozen_credentials() on every request. Binding the engine's method
         # on the instance makes that call one Python frame, the engine's lock-free read, which
@@ -61,7 +93,6 @@ class IMDSRefreshableCredentials(
         # the same, would add a second frame (a third of the cost).
         self.get_frozen_credentials = self._engine.get_view  # type: ignore[method-assign]
         self._get = self._engine.get
-        self._get()
 
     def get_frozen_credentials(self) -> Any:
         """The current key, secret, token (and account id) as botocore's ``ReadOnlyCredentials``."""
@@ -107,6 +138,9 @@ class IMDSCredentialProvider(InstanceRoleProvider):
     """
 
     _credentials: IMDSRefreshableCredentials | None
+    # Built at the first load and kept while its first fetch fails, so that its backoff spans
+    # loads: a chain asked again at once gets the same answer without a request.
+    _pending: IMDSRefreshableCredentials | None = None
 
     def load(self) -> IMDSRefreshableCredentials | None:
         """The instance role's credentials, or None when there is no instance role here.
@@ -120,25 +154,25 @@ class IMDSCredentialProvider(InstanceRoleProvider):
         if config.disabled:
             log.debug("IMDS is disabled (%s); no instance role credentials.", config.sources)
             return None
-        client = IMDSClient(config, clock=self._clock)
-        try:
-            credentials = IMDSRefreshableCredentials(
+        credentials = self._pending
+        if credentials is None:
+            client = IMDSClient(config, clock=self._clock)
+            credentials = self._pending = IMDSRefreshableCredentials._unloaded(
                 RoleCredentialsFetcher(client).fetch,
                 policy=self.policy,
                 clock=self._clock,
                 rng=self._rng,
                 client=client,
             )
+        try:
+            credentials._get()
         except NO_ROLE_HERE as exc:
-            client.close()
             # botocore's chain ends in "Unable to locate credentials" after this: say why. On EC2
             # without a profile that is a WARNING; off EC2 (no IMDS at all) it is routine.
             level = logging.WARNING if isinstance(exc, NoInstanceProfileError) else logging.INFO
             log.log(level, "No instance role credentials: %s", exc)
             return None
-        except BaseException:
-            client.close()
-            raise
+        self._pending = None
         count_imds_credentials()
         role = credentials.engine.peek()
         log.info("Found credentials from the instance role %s.", role.role_name if role else "?")

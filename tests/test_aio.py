@@ -177,12 +177,17 @@ def test_no_instance_profile_lets_the_chain_end_in_none(
     assert any("No instance role credentials" in r.getMessage() for r in caplog.records)
 
 
-def test_a_trust_policy_failure_reaches_the_caller_with_its_hint(env_imds: FakeIMDS) -> None:
-    env_imds.scenario = "trust-policy"
-    session = installed()
-    with pytest.raises(TrustPolicyError, match=r"ec2\.amazonaws\.com"):
-        asyncio.run(session.get_credentials())
-    env_imds.scenario = "healthy"  # the next load starts afresh
+def test_a_trust_policy_failure_reaches_the_caller_with_its_hint(
+    clocked: FakeIMDS, fake_clock: FakeClock
+) -> None:
+    clocked.scenario = "trust-policy"
+    session = installed(clock=fake_clock)
+    for _ in range(3):  # loads during the first-fetch backoff share the one failed attempt
+        with pytest.raises(TrustPolicyError, match=r"ec2\.amazonaws\.com"):
+            asyncio.run(session.get_credentials())
+    assert credentials_gets(clocked) == 1
+    clocked.scenario = "healthy"
+    fake_clock.advance(30.0)  # past the backoff: the next load tries again
     assert isinstance(asyncio.run(session.get_credentials()), AioIMDSRefreshableCredentials)
 
 
