@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import report, scenarios, timeline
+from benchmarks import aio, report, scenarios, timeline
 from benchmarks.peers import IN_PROCESS_PEERS, available
 from benchmarks.scenarios import AnyPeer, Settings, Table
 from benchmarks.sdk_peer import PeerUnavailable, SdkPeer
@@ -33,6 +33,7 @@ SCENARIOS: dict[int, Callable[[list[AnyPeer], Settings], Table]] = {
     5: scenarios.outage,
     6: scenarios.throttling,
     7: scenarios.no_imds,
+    8: lambda peers, settings: aio.table(settings),
 }
 
 
