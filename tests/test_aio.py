@@ -4,6 +4,7 @@ with real AioSessions, event loops and threads (STS end to end and S3: test_exam
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -369,3 +370,32 @@ def test_module_exports() -> None:
         "AioIMDSRefreshableCredentials",
         "install",
     }
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_child_forked_while_a_refresh_is_out_refreshes_on_its_own(
+    clocked: FakeIMDS, fake_clock: FakeClock
+) -> None:
+    session = installed(clock=fake_clock)
+    credentials = asyncio.run(session.get_credentials())
+    fake_clock.advance(VALIDITY - 30.0)
+    clocked.latency = 0.3
+    # The parent's refresh thread is out at IMDS when the fork happens; it does not exist in the
+    # child, so the child must not wait for its result.
+    waiting = threading.Thread(target=asyncio.run, args=(credentials.get_frozen_credentials(),))
+    waiting.start()
+    deadline = time.monotonic() + 5
+    while credentials_gets(clocked) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        code = 1
+        try:
+            read = asyncio.wait_for(credentials.get_frozen_credentials(), 10)
+            code = 0 if asyncio.run(read).access_key else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    waiting.join(10)
+    assert os.waitstatus_to_exitcode(status) == 0
