@@ -59,6 +59,11 @@ def installed(**kwargs: Any) -> Any:
     return session
 
 
+def patient(imds: FakeIMDS, clock: FakeClock) -> Any:
+    """A session on ``clock`` whose IMDS timeout outlasts a slow fake on a busy machine."""
+    return installed(clock=clock, imds_config=IMDSConfig.resolve(endpoint=imds.endpoint, timeout=5))
+
+
 def credentials_gets(imds: FakeIMDS) -> int:
     return imds.count(EXTENDED + imds.role_name)
 
@@ -182,7 +187,7 @@ def test_a_trust_policy_failure_reaches_the_caller_with_its_hint(
     clocked: FakeIMDS, fake_clock: FakeClock
 ) -> None:
     clocked.scenario = "trust-policy"
-    session = installed(clock=fake_clock)
+    session = patient(clocked, fake_clock)
     for _ in range(3):  # loads during the first-fetch backoff share the one failed attempt
         with pytest.raises(TrustPolicyError, match=r"ec2\.amazonaws\.com"):
             asyncio.run(session.get_credentials())
@@ -210,13 +215,13 @@ def test_concurrent_first_loads_share_one_fetch(env_imds: FakeIMDS) -> None:
 def test_200_tasks_at_the_start_of_the_mandatory_window_share_one_fetch(
     clocked: FakeIMDS, fake_clock: FakeClock
 ) -> None:
-    session = installed(clock=fake_clock)
+    session = patient(clocked, fake_clock)
 
     async def main() -> None:
         credentials = await loaded(session)
         first = await credentials.get_frozen_credentials()
         fake_clock.advance(VALIDITY - 59.0)
-        clocked.latency = 0.2  # long enough for every task to arrive while the fetch is out
+        clocked.latency = 0.1  # long enough for every task to arrive while the fetch is out
         results = await asyncio.gather(*(credentials.get_frozen_credentials() for _ in range(200)))
         assert all(r is results[0] for r in results)
         assert results[0].access_key != first.access_key
@@ -228,7 +233,7 @@ def test_200_tasks_at_the_start_of_the_mandatory_window_share_one_fetch(
 def test_the_event_loop_keeps_running_while_imds_takes_half_a_second(
     clocked: FakeIMDS, fake_clock: FakeClock
 ) -> None:
-    session = installed(clock=fake_clock)
+    session = patient(clocked, fake_clock)
     ticks: list[float] = []
 
     async def ticker(stop: asyncio.Event) -> None:
@@ -258,7 +263,7 @@ def test_the_event_loop_keeps_running_while_imds_takes_half_a_second(
 def test_advisory_window_callers_get_the_current_credentials_at_once(
     clocked: FakeIMDS, fake_clock: FakeClock
 ) -> None:
-    session = installed(clock=fake_clock)
+    session = patient(clocked, fake_clock)
 
     async def main() -> None:
         credentials = await loaded(session)
@@ -281,7 +286,7 @@ def test_advisory_window_callers_get_the_current_credentials_at_once(
 def test_a_cancelled_waiter_does_not_cancel_the_refresh_others_wait_for(
     clocked: FakeIMDS, fake_clock: FakeClock
 ) -> None:
-    session = installed(clock=fake_clock)
+    session = patient(clocked, fake_clock)
 
     async def main() -> None:
         credentials = await loaded(session)
@@ -301,7 +306,7 @@ def test_a_cancelled_waiter_does_not_cancel_the_refresh_others_wait_for(
 def test_one_session_across_asyncio_runs_and_threads_each_running_a_loop(
     clocked: FakeIMDS, fake_clock: FakeClock
 ) -> None:
-    session = installed(clock=fake_clock)
+    session = patient(clocked, fake_clock)
     credentials = asyncio.run(session.get_credentials())
     clocked.latency = 0.05
     failures: list[BaseException] = []
@@ -328,7 +333,7 @@ def test_one_session_across_asyncio_runs_and_threads_each_running_a_loop(
 def test_an_outage_across_expiry_raises_nothing_to_callers(
     clocked: FakeIMDS, fake_clock: FakeClock
 ) -> None:
-    session = installed(clock=fake_clock)
+    session = patient(clocked, fake_clock)
 
     async def main() -> int:
         credentials = await loaded(session)
@@ -377,7 +382,7 @@ def test_module_exports() -> None:
 def test_a_child_forked_while_a_refresh_is_out_refreshes_on_its_own(
     clocked: FakeIMDS, fake_clock: FakeClock
 ) -> None:
-    session = installed(clock=fake_clock)
+    session = patient(clocked, fake_clock)
     credentials = asyncio.run(session.get_credentials())
     fake_clock.advance(VALIDITY - 30.0)
     clocked.latency = 0.3
