@@ -310,12 +310,14 @@ def test_one_session_across_asyncio_runs_and_threads_each_running_a_loop(
     credentials = asyncio.run(session.get_credentials())
     clocked.latency = 0.05
     failures: list[BaseException] = []
+    served: list[set[int]] = []
 
     async def eight_at_once() -> None:
         results = await asyncio.gather(
             *(credentials.get_frozen_credentials() for _ in range(8)), return_exceptions=True
         )
         failures.extend(r for r in results if isinstance(r, BaseException))
+        served.append({id(r) for r in results})
 
     for _ in range(2):  # two asyncio.run() calls, each in the mandatory window
         fake_clock.advance(VALIDITY - 30.0)
@@ -327,7 +329,10 @@ def test_one_session_across_asyncio_runs_and_threads_each_running_a_loop(
     for thread in threads:
         thread.join(10)
     assert failures == []
-    assert credentials_gets(clocked) == 4  # the first fetch, then one per refresh
+    assert all(len(ids) == 1 for ids in served)  # each loop's readers shared one outcome
+    # The first fetch, then at most one per refresh however many loops asked (fewer when a slow
+    # answer on a busy machine made one fail, and the next readers got the last credentials).
+    assert 2 <= credentials_gets(clocked) <= 4
 
 
 def test_an_outage_across_expiry_raises_nothing_to_callers(
