@@ -1,4 +1,4 @@
-"""Scenario 8: asyncio. imdscreds.aio against aiobotocore's own IMDS credentials, same FakeIMDS.
+"""Scenario 9: asyncio. imdscreds.aio against aiobotocore's own IMDS credentials, same FakeIMDS.
 
 aiobotocore's side is what its credential chain builds: ``AioInstanceMetadataFetcher`` (1 attempt,
 1 s timeout) pointed at the fake, and the ``AioRefreshableCredentials`` that
@@ -370,7 +370,7 @@ def outage(name: str) -> dict[str, Any]:
 
 def table(settings: Settings) -> Table:
     result = Table(
-        8,
+        9,
         "asyncio: imdscreds.aio against aiobotocore's own IMDS credentials",
         "Each row one measurement; the same FakeIMDS on 127.0.0.1 serves both. "
         f"Hot path: median of {settings.hot_repeats} batches of {settings.hot_calls:,} awaits.",

@@ -152,8 +152,8 @@ def targets(tables: dict[int, Table]) -> list[list[str]]:
 
 
 def _asyncio_targets(tables: dict[int, Table]) -> list[list[str]]:
-    """Scenario 8's targets: imdscreds.aio against the bare await and against aiobotocore."""
-    table = tables.get(8)
+    """Scenario 9's targets: imdscreds.aio against the bare await and against aiobotocore."""
+    table = tables.get(9)
     if table is None or not table.data:
         return []
     ours, theirs, floor = table.data["imdscreds"], table.data["aiobotocore"], table.data["floor"]

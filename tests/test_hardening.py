@@ -309,10 +309,22 @@ def test_a_host_suspended_8_hours_refreshes_at_the_next_read(
     true_clock: FakeClock, rotating_imds: FakeIMDS
 ) -> None:
     creds = engine_for(rotating_imds.endpoint, clock=true_clock)
-    seconds = expired_seconds(
-        creds, true_clock, 24, at={HOUR: lambda: true_clock.suspend(8 * HOUR)}
+    noticed: list[float] = []
+
+    def suspend() -> None:
+        true_clock.suspend(8 * HOUR)  # monotonic stands still: only the wall clock says so
+        started = time.monotonic()
+        # The process's clock watcher looks every couple of seconds on the system clock (at once
+        # on a fake one); until it has, a read in that moment would still get the old set.
+        while not creds.refresh_due() and elapsed(started) < 5:
+            time.sleep(0.001)
+        noticed.append(elapsed(started))
+
+    seconds = expired_seconds(creds, true_clock, 24, at={HOUR: suspend})
+    print(
+        f"suspended 8 h: {seconds / HOUR:.1f} h of expired hand-outs; the watcher noticed in "
+        f"{noticed[0] * 1000:.0f} ms (real)"
     )
-    print(f"suspended 8 h: {seconds / HOUR:.1f} h of expired hand-outs")
     assert seconds == 0
 
 
@@ -443,7 +455,8 @@ def _credentials_gets(imds: FakeIMDS) -> int:
 def test_64_threads_through_24_fake_hours_of_rotations(true_clock: FakeClock) -> None:
     imds = FakeIMDS(clock=true_clock).start()  # 6 h credentials, a new set every hour
     try:
-        client = IMDSClient(IMDSConfig.resolve(endpoint=imds.endpoint), clock=true_clock)
+        config = IMDSConfig.resolve(endpoint=imds.endpoint, timeout=5)  # see the test below
+        client = IMDSClient(config, clock=true_clock)
         credentials = IMDSRefreshableCredentials(
             RoleCredentialsFetcher(client).fetch, clock=true_clock, client=client
         )
@@ -486,7 +499,10 @@ def test_64_threads_through_rotations_of_short_lived_credentials_on_the_real_clo
             retry_backoff=(1.0, 2.0),
             stale_extension=(1.0, 2.0),
         )
-        client = IMDSClient(IMDSConfig.resolve(endpoint=imds.endpoint))
+        # FakeIMDS runs in this process, so its thread competes for the GIL with 64 busy callers:
+        # a generous timeout keeps a starved server from turning into a retry (a second GET).
+        config = IMDSConfig.resolve(endpoint=imds.endpoint, timeout=5)
+        client = IMDSClient(config)
         credentials = IMDSRefreshableCredentials(
             RoleCredentialsFetcher(client).fetch, policy=policy, client=client
         )
