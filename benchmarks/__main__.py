@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import report, scenarios, timeline, trust_policies
+from benchmarks import aio, report, scenarios, timeline, trust_policies
 from benchmarks.peers import IN_PROCESS_PEERS, available
 from benchmarks.scenarios import AnyPeer, Settings, Table
 from benchmarks.sdk_peer import PeerUnavailable, SdkPeer
@@ -34,6 +34,7 @@ SCENARIOS: dict[int, Callable[[list[AnyPeer], Settings], Table]] = {
     6: scenarios.throttling,
     7: scenarios.no_imds,
     8: trust_policies.trust_policies,
+    9: lambda peers, settings: aio.table(settings),
 }
 
 

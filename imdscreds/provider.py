@@ -19,20 +19,20 @@ from typing import Any
 import botocore.credentials  # type: ignore[import-untyped,unused-ignore]
 import botocore.session  # type: ignore[import-untyped,unused-ignore]
 
+from imdscreds.chain import (
+    NO_ROLE_HERE,
+    EngineBackedCredentials,
+    InstanceRoleProvider,
+    count_imds_credentials,
+    is_aio_session,
+    replace_instance_role_provider,
+)
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
-from imdscreds.errors import IMDSUnreachableError, MetadataDisabledError, NoInstanceProfileError
+from imdscreds.errors import NoInstanceProfileError
 from imdscreds.imds import IMDSClient
 from imdscreds.policy import RefreshPolicy
-from imdscreds.refresh import RefreshingCredentials
-
-try:  # botocore >= 1.36 counts credential sources in the User-Agent; older versions do not
-    from botocore.useragent import (  # type: ignore[import-untyped,unused-ignore]
-        register_feature_id as _register_feature_id,
-    )
-except ImportError:  # pragma: no cover - depends on the installed botocore
-    _register_feature_id = None
 
 __all__ = [
     "IMDSCredentialProvider",
@@ -43,30 +43,11 @@ __all__ = [
 
 log = logging.getLogger("imdscreds.provider")
 
-METHOD = "iam-role"
-CANONICAL_NAME = "Ec2InstanceMetadata"
-# What the provider answers with None, so botocore's chain goes on (and ends in its usual
-# NoCredentialsError): no instance role here. Anything else is a misconfiguration worth its hint.
-_NO_ROLE_HERE = (NoInstanceProfileError, IMDSUnreachableError, MetadataDisabledError)
-_ReadOnlyCredentials = botocore.credentials.ReadOnlyCredentials
-# botocore added account_id to ReadOnlyCredentials in 1.36; the project supports older ones too.
-_WITH_ACCOUNT_ID = "account_id" in _ReadOnlyCredentials._fields
 
-
-def _read_only(credentials: RoleCredentials) -> Any:
-    if _WITH_ACCOUNT_ID:
-        return _ReadOnlyCredentials(
-            credentials.access_key_id,
-            credentials.secret_access_key,
-            credentials.token,
-            credentials.account_id,
-        )
-    return _ReadOnlyCredentials(
-        credentials.access_key_id, credentials.secret_access_key, credentials.token
-    )
-
-
-class IMDSRefreshableCredentials(botocore.credentials.RefreshableCredentials):  # type: ignore[misc]
+class IMDSRefreshableCredentials(
+    EngineBackedCredentials,
+    botocore.credentials.RefreshableCredentials,  # type: ignore[misc]
+):
     """botocore ``RefreshableCredentials`` backed by a :class:`RefreshingCredentials` engine.
 
     Every accessor botocore and boto3 use (``get_frozen_credentials()``, ``access_key``,
@@ -75,8 +56,6 @@ class IMDSRefreshableCredentials(botocore.credentials.RefreshableCredentials):  
     Building one fetches the first credentials (and raises what ``fetch`` raises).
     """
 
-    # botocore's __init__ is deliberately not called: it would set up an expiry time, a lock and a
-    # time fetcher of its own, all of which the engine replaces.
     def __init__(
         self,
         fetch: Callable[[], RoleCredentials],
@@ -86,7 +65,7 @@ class IMDSRefreshableCredentials(botocore.credentials.RefreshableCredentials):  
         rng: random.Random | None = None,
         client: IMDSClient | None = None,
     ) -> None:
-        self._set_up(fetch, policy=policy, clock=clock, rng=rng, client=client)
+        super().__init__(fetch, policy=policy, clock=clock, rng=rng, client=client)
         self._get()
 
     @classmethod
@@ -102,45 +81,18 @@ class IMDSRefreshableCredentials(botocore.credentials.RefreshableCredentials):  
         # For the provider, which keeps one engine across failed loads: its first-fetch backoff
         # then holds for every botocore session and client that asks.
         credentials = cls.__new__(cls)
-        credentials._set_up(fetch, policy=policy, clock=clock, rng=rng, client=client)
+        EngineBackedCredentials.__init__(
+            credentials, fetch, policy=policy, clock=clock, rng=rng, client=client
+        )
         return credentials
 
-    def _set_up(
-        self,
-        fetch: Callable[[], RoleCredentials],
-        *,
-        policy: RefreshPolicy | None,
-        clock: Clock,
-        rng: random.Random | None,
-        client: IMDSClient | None,
-    ) -> None:
-        self.method = METHOD
-        self._engine = RefreshingCredentials(
-            fetch, policy=policy, clock=clock, rng=rng, view=_read_only
-        )
-        self._client = client
+    def _bind(self) -> None:
         # The signer calls get_frozen_credentials() on every request. Binding the engine's method
         # on the instance makes that call one Python frame, the engine's lock-free read, which
         # hands out the ReadOnlyCredentials built once per fetch; the method below, which says
         # the same, would add a second frame (a third of the cost).
         self.get_frozen_credentials = self._engine.get_view  # type: ignore[method-assign]
         self._get = self._engine.get
-
-    def __repr__(self) -> str:
-        current = self._engine.peek()
-        left = self._engine.expires_in()
-        if current is None or left is None:  # pragma: no cover - built after the first fetch
-            return "IMDSRefreshableCredentials(no credentials yet)"
-        return (
-            f"IMDSRefreshableCredentials(method={self.method!r}, "
-            f"access_key_id={current.access_key_id!r}, role_name={current.role_name!r}, "
-            f"expires_in={left:.0f}s)"
-        )
-
-    @property
-    def engine(self) -> RefreshingCredentials[Any]:
-        """The refresh engine behind these credentials (``peek()``, ``expires_in()``, ...)."""
-        return self._engine
 
     def get_frozen_credentials(self) -> Any:
         """The current key, secret, token (and account id) as botocore's ``ReadOnlyCredentials``."""
@@ -171,78 +123,24 @@ class IMDSRefreshableCredentials(botocore.credentials.RefreshableCredentials):  
         # Kept for code that reads botocore's private attribute; the engine owns the deadline.
         return self._get().expiration
 
-    def refresh_needed(self, refresh_in: float | None = None) -> bool:
-        """botocore's question: expire within ``refresh_in`` seconds? Default: is a refresh due?"""
-        if refresh_in is None:
-            return self._engine.refresh_due()
-        left = self._engine.expires_in()
-        return left is None or left < refresh_in
-
-    def _seconds_remaining(self) -> float:
-        left = self._engine.expires_in()
-        return 0.0 if left is None else left
-
-    def _is_expired(self) -> bool:
-        return self.refresh_needed(0)
-
     def _refresh(self) -> None:
         self._get()
 
     def _protected_refresh(self, is_mandatory: bool) -> None:
         self._get()
 
-    def _normalize(self) -> None:
-        """IMDS's values are already ``str``; botocore's normalisation has nothing to do."""
 
-    @classmethod
-    def create_from_metadata(cls, *args: object, **kwargs: object) -> Any:
-        raise TypeError(
-            "IMDSRefreshableCredentials come from IMDSCredentialProvider.load(), not from metadata."
-        )
-
-    def close(self) -> None:
-        """Stop the prefetch thread, if any, and close the IMDS connection."""
-        self._engine.close()
-        if self._client is not None:
-            self._client.close()
-
-
-class IMDSCredentialProvider(botocore.credentials.CredentialProvider):  # type: ignore[misc]
+class IMDSCredentialProvider(InstanceRoleProvider):
     """The instance role's credentials for botocore: IMDSv2, refreshed ahead of expiry.
 
     ``config`` is resolved at the first :meth:`load` when not given (from the environment and the
     session's profile, see :class:`IMDSConfig`); ``policy`` is checked here, eagerly.
     """
 
-    METHOD = METHOD
-    CANONICAL_NAME = CANONICAL_NAME
-
-    def __init__(
-        self,
-        config: IMDSConfig | None = None,
-        *,
-        policy: RefreshPolicy | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        rng: random.Random | None = None,
-        session: Any = None,
-    ) -> None:
-        super().__init__(session=session)
-        if config is not None and not isinstance(config, IMDSConfig):
-            raise TypeError(f"config must be an IMDSConfig, not {config!r}")
-        if policy is not None and not isinstance(policy, RefreshPolicy):
-            raise TypeError(f"policy must be a RefreshPolicy, not {policy!r}")
-        self.config = config
-        self.policy = RefreshPolicy() if policy is None else policy
-        self._clock = clock
-        self._rng = rng
-        self._credentials: IMDSRefreshableCredentials | None = None
-        # Built at the first load and kept while its first fetch fails, so that its backoff
-        # spans loads: a chain asked again at once gets the same answer without a request.
-        self._pending: IMDSRefreshableCredentials | None = None
-
-    def __repr__(self) -> str:
-        where = "not resolved yet" if self.config is None else self.config.endpoint
-        return f"IMDSCredentialProvider(endpoint={where!r}, loaded={self._credentials is not None})"
+    _credentials: IMDSRefreshableCredentials | None
+    # Built at the first load and kept while its first fetch fails, so that its backoff spans
+    # loads: a chain asked again at once gets the same answer without a request.
+    _pending: IMDSRefreshableCredentials | None = None
 
     def load(self) -> IMDSRefreshableCredentials | None:
         """The instance role's credentials, or None when there is no instance role here.
@@ -268,31 +166,18 @@ class IMDSCredentialProvider(botocore.credentials.CredentialProvider):  # type: 
             )
         try:
             credentials._get()
-        except _NO_ROLE_HERE as exc:
+        except NO_ROLE_HERE as exc:
             # botocore's chain ends in "Unable to locate credentials" after this: say why. On EC2
             # without a profile that is a WARNING; off EC2 (no IMDS at all) it is routine.
             level = logging.WARNING if isinstance(exc, NoInstanceProfileError) else logging.INFO
             log.log(level, "No instance role credentials: %s", exc)
             return None
         self._pending = None
-        if _register_feature_id is not None:
-            _register_feature_id("CREDENTIALS_IMDS")
+        count_imds_credentials()
         role = credentials.engine.peek()
         log.info("Found credentials from the instance role %s.", role.role_name if role else "?")
         self._credentials = credentials
         return credentials
-
-    def _resolve_config(self) -> IMDSConfig:
-        if self.config is not None:
-            return self.config
-        profile = config_file = None
-        if self.session is not None:
-            # The session's profile (boto3.Session(profile_name=...) or AWS_PROFILE) selects the
-            # ~/.aws/config section, as it does for botocore's own IMDS settings.
-            profile = self.session.get_config_variable("profile")
-            config_file = self.session.instance_variables().get("config_file")
-        self.config = IMDSConfig.resolve(profile=profile, config_file=config_file)
-        return self.config
 
 
 def install(
@@ -310,48 +195,8 @@ def install(
     """
     core = _botocore_session(session)
     provider = IMDSCredentialProvider(imds_config, policy=policy, clock=clock, session=core)
-    resolver = core.get_component("credential_provider")
-    providers = getattr(resolver, "providers", None)
-    if not isinstance(providers, list):
-        raise TypeError(
-            f"The session's credential_provider component is {resolver!r}, not botocore's "
-            "CredentialResolver; imdscreds.install() cannot add to it."
-        )
-    for index, existing in enumerate(providers):
-        if getattr(existing, "METHOD", None) == METHOD:
-            providers[index] = provider
-            break
-    else:
-        # Someone took iam-role out of the chain; install() is an explicit request to have it.
-        providers.append(provider)
-    _source_credentials_from(providers, provider)
+    replace_instance_role_provider(core, provider, caller="imdscreds.install()")
     return provider
-
-
-def _source_credentials_from(providers: list[Any], provider: IMDSCredentialProvider) -> None:
-    """Make ``credential_source = Ec2InstanceMetadata`` in a profile use ``provider`` too.
-
-    botocore's AssumeRoleProvider looks the source up by CANONICAL_NAME in a list of its own (in
-    its CanonicalNameCredentialSourcer), not in the resolver's chain, and offers no public way to
-    change it; so that list is edited in place. If botocore ever moves it, profiles with
-    credential_source keep botocore's own IMDS provider, and this says so in the DEBUG log.
-    """
-    found = False
-    for candidate in providers:
-        sourcer = getattr(candidate, "_credential_sourcer", None)
-        sources = getattr(sourcer, "_providers", None)
-        if not isinstance(sources, list):
-            continue
-        for index, source in enumerate(sources):
-            if getattr(source, "CANONICAL_NAME", None) == CANONICAL_NAME:
-                sources[index] = provider
-                found = True
-    if not found:
-        log.debug(
-            "No credential_source lookup for %s found in the chain; profiles that name it as "
-            "credential_source use botocore's provider.",
-            CANONICAL_NAME,
-        )
 
 
 def _botocore_session(session: Any) -> Any:
@@ -360,10 +205,19 @@ def _botocore_session(session: Any) -> Any:
         if boto3.DEFAULT_SESSION is None:
             boto3.setup_default_session()
         session = boto3.DEFAULT_SESSION
-    if isinstance(session, botocore.session.Session):
-        return session
     # A boto3.Session keeps its botocore session here; boto3 has no public accessor for it.
     inner = getattr(session, "_session", None)
+    for core in (session, inner):
+        if is_aio_session(core):
+            # An AioSession is a botocore Session too, but its chain awaits load() and
+            # get_frozen_credentials(): a sync provider would fail every credential load later.
+            raise TypeError(
+                f"imdscreds.install() cannot serve {type(session).__name__}: aiobotocore awaits "
+                "its credentials, and these are synchronous. Use imdscreds.aio.install(session) "
+                "instead (pip install 'imdscreds[aio]')."
+            )
+    if isinstance(session, botocore.session.Session):
+        return session
     if isinstance(inner, botocore.session.Session):
         return inner
     raise TypeError(f"install() needs a botocore or boto3 Session, not {session!r}")

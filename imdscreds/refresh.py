@@ -41,7 +41,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, NoReturn, TypeVar, overload
@@ -192,6 +192,35 @@ class RefreshingCredentials(Generic[V]):
         if snap is not None and self._monotonic() < snap.refresh_at:
             return snap.view
         return self._get_slow().view
+
+    def async_reader(
+        self, when_due: Callable[[], Awaitable[V]]
+    ) -> Callable[[], Coroutine[Any, Any, V]]:
+        """A coroutine function for an event loop's callers: :meth:`get_view`'s lock-free read,
+        inline in the coroutine (no further frame: it runs on every signed request), and ``await
+        when_due()`` instead of the blocking refresh when one is due."""
+        monotonic = self._monotonic
+
+        async def read() -> V:
+            snap = self._snapshot
+            if snap is not None and monotonic() < snap.refresh_at:
+                return snap.view
+            return await when_due()
+
+        return read
+
+    def peek_view(self) -> V | None:
+        """The view of the credentials being served, without refreshing; None before the first
+        fetch."""
+        snap = self._snapshot
+        return None if snap is None else snap.view
+
+    def must_wait(self) -> bool:
+        """Whether a caller of :meth:`get` now would wait for a refresh rather than be handed the
+        current credentials: there are none yet, or the mandatory window has begun (and the last
+        attempt did not fail)."""
+        snap = self._snapshot
+        return snap is None or self._must_wait(snap)
 
     def peek(self) -> RoleCredentials | None:
         """The credentials being served, without refreshing; None before the first fetch."""

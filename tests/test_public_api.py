@@ -53,6 +53,8 @@ def test_readme_python_examples_run_against_fake_imds(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    if "aiobotocore" in block:
+        pytest.importorskip("aiobotocore", reason="the aio extra is absent")
     monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", fake_imds.endpoint)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # an example installs into boto3's own
