@@ -28,7 +28,7 @@ import threading
 from typing import Any
 
 try:
-    import aiobotocore.credentials  # type: ignore[import-untyped,unused-ignore]
+    import aiobotocore.credentials  # type: ignore[import-untyped,import-not-found,unused-ignore]
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "imdscreds.aio needs aiobotocore, which is not installed: pip install 'imdscreds[aio]'"
