@@ -130,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free)")
     fake.add_argument("--scenario", default="healthy", help="what the fake IMDS emulates")
     fake.set_defaults(run=_fake_imds)
+    from imdscreds.cli_broker import add_commands
+
+    add_commands(commands)
     return parser
 
 

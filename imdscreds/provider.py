@@ -21,6 +21,7 @@ import botocore.session  # type: ignore[import-untyped,unused-ignore]
 
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
+from imdscreds.container import ContainerCredentialsFetcher, ContainerEndpoint
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
 from imdscreds.errors import IMDSUnreachableError, MetadataDisabledError, NoInstanceProfileError
 from imdscreds.imds import IMDSClient
@@ -35,6 +36,7 @@ except ImportError:  # pragma: no cover - depends on the installed botocore
     _register_feature_id = None
 
 __all__ = [
+    "ContainerCredentialProvider",
     "IMDSCredentialProvider",
     "IMDSRefreshableCredentials",
     "boto3_session",
@@ -84,9 +86,10 @@ class IMDSRefreshableCredentials(botocore.credentials.RefreshableCredentials):  
         policy: RefreshPolicy | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
-        client: IMDSClient | None = None,
+        client: IMDSClient | ContainerCredentialsFetcher | None = None,
+        method: str = METHOD,
     ) -> None:
-        self.method = METHOD
+        self.method = method
         self._engine = RefreshingCredentials(
             fetch, policy=policy, clock=clock, rng=rng, view=_read_only
         )
@@ -265,6 +268,73 @@ class IMDSCredentialProvider(botocore.credentials.CredentialProvider):  # type: 
         return self.config
 
 
+class ContainerCredentialProvider(botocore.credentials.CredentialProvider):  # type: ignore[misc]
+    """Container credentials (``imdscreds serve``, EKS Pod Identity) through the refresh engine.
+
+    Takes the place of botocore's ``container-role`` provider when
+    ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` are set,
+    so a process under a broker keeps the lock-free read and static stability. Without the two
+    variables at :meth:`load` it defers to the provider it replaced (ECS's relative URI, say).
+    """
+
+    METHOD = "container-role"
+    CANONICAL_NAME = "EcsContainer"
+
+    def __init__(
+        self,
+        replaced: Any = None,
+        *,
+        policy: RefreshPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self._replaced = replaced
+        self.policy = RefreshPolicy() if policy is None else policy
+        self._clock = clock
+        self._environ = environ
+        self._credentials: IMDSRefreshableCredentials | None = None
+
+    def __repr__(self) -> str:
+        return f"ContainerCredentialProvider(loaded={self._credentials is not None})"
+
+    def load(self) -> Any:
+        """The endpoint's credentials; raises our error, with its hint, when it gives none."""
+        if self._credentials is not None:
+            return self._credentials
+        endpoint = ContainerEndpoint.from_environ(self._environ)
+        if endpoint is None:
+            return None if self._replaced is None else self._replaced.load()
+        fetcher = ContainerCredentialsFetcher(endpoint, clock=self._clock)
+        try:
+            credentials = IMDSRefreshableCredentials(
+                fetcher.fetch,
+                policy=self.policy,
+                clock=self._clock,
+                client=fetcher,
+                method=self.METHOD,
+            )
+        except BaseException:
+            fetcher.close()
+            raise
+        log.info("Found credentials from the container-credentials endpoint %s.", endpoint.url)
+        self._credentials = credentials
+        return credentials
+
+
+def _use_container_provider(
+    providers: list[Any], policy: RefreshPolicy | None, clock: Clock
+) -> None:
+    """With the broker's two variables set, read the endpoint through the engine too."""
+    if ContainerEndpoint.from_environ() is None:
+        return
+    for index, existing in enumerate(providers):
+        if getattr(existing, "METHOD", None) == ContainerCredentialProvider.METHOD:
+            if not isinstance(existing, ContainerCredentialProvider):
+                providers[index] = ContainerCredentialProvider(existing, policy=policy, clock=clock)
+            return
+
+
 def install(
     session: Any = None,
     *,
@@ -295,6 +365,7 @@ def install(
         # Someone took iam-role out of the chain; install() is an explicit request to have it.
         providers.append(provider)
     _source_credentials_from(providers, provider)
+    _use_container_provider(providers, policy, clock)
     return provider
 
 
