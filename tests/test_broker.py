@@ -411,3 +411,20 @@ def test_a_set_with_little_time_left_goes_out_with_an_expiration_past_the_client
     left = handed - datetime.now(timezone.utc)
     # The client comes back a minute before the set's true end, not on its every call.
     assert timedelta(minutes=15) < left <= timedelta(minutes=15, seconds=540 + 5)
+
+
+def test_the_broker_serves_on_ipv6_loopback(fake_imds: FakeIMDS, token_file: TokenFile) -> None:
+    try:
+        broker = make_broker(fake_imds, token_file, host="::1")
+    except ConfigError as exc:  # no IPv6 on this host
+        pytest.skip(str(exc))
+    try:
+        assert broker.wait_first_fetch(10)
+        assert broker.bound_address == ("::1", broker.port)
+        assert broker.url == f"http://[::1]:{broker.port}/credentials"
+        connection = http.client.HTTPConnection("::1", broker.port, timeout=5)
+        connection.request("GET", "/credentials", headers={"Authorization": token_file.token})
+        assert connection.getresponse().status == 200
+        connection.close()
+    finally:
+        broker.stop()

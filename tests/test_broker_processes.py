@@ -284,3 +284,54 @@ def test_aws_cli_under_exec_one_imds_fetch_for_many_runs(fake_imds: FakeIMDS) ->
     creds = "/latest/meta-data/iam/security-credentials-extended/imdscreds-demo-role"
     assert fake_imds.count(creds) == 1
     assert issued["Credentials"]["SecretAccessKey"] not in done.stderr
+
+
+def test_serve_on_port_0_prints_where_it_listens_and_sigint_ends_it_cleanly(
+    fake_imds: FakeIMDS,
+) -> None:
+    process = subprocess.Popen(
+        [*IMDSCREDS, "serve", "--endpoint", fake_imds.endpoint],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    assert line.startswith("imdscreds: serving on http://127.0.0.1:")
+    url, token_path = line.removeprefix("imdscreds: serving on ").split(", token in ")
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    assert port > 0
+    assert _botocore_fetch(port, Path(token_path))["AccessKeyId"]
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "Traceback" not in err
+    assert not Path(token_path).exists()
+    assert not Path(token_path).parent.exists()
+
+
+def test_a_broker_without_credentials_shows_botocore_users_the_cause_and_the_fix(
+    fake_imds: FakeIMDS,
+) -> None:
+    fake_imds.scenario = "no-profile"
+    done = subprocess.run(
+        [
+            *IMDSCREDS,
+            "exec",
+            "--endpoint",
+            fake_imds.endpoint,
+            "--",
+            sys.executable,
+            CLIENTS,
+            "once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0
+    (answer,) = _lines(done.stdout)
+    assert answer["error"].startswith("CredentialRetrievalError")
+    assert "NoInstanceProfileError" in answer["error"]
+    assert "Attach an instance profile" in answer["error"]

@@ -45,25 +45,19 @@ class TokenFile:
         the new token at their next fetch: the SDKs re-read the file every time).
         """
         gid = None if group is None else _group_id(group)
-        made = False
-        if path is None:
-            directory = Path(tempfile.mkdtemp(prefix="imdscreds-"))  # 0700, ours
-            made = True
-            target = directory / "token"
-        else:
-            target = Path(path).absolute()
-            directory = target.parent
-            if not directory.exists():
-                directory.mkdir(mode=0o700, parents=True)
-                made = True
-        if gid is not None and made:
-            os.chown(directory, -1, gid)
-            os.chmod(directory, 0o710)  # noqa: S103 - the group traverses, no one else
-        elif made:
-            os.chmod(directory, 0o700)  # whatever the umask
-        _check_directory(directory, grouped=gid is not None)
-        token = secrets.token_urlsafe(TOKEN_BYTES)
-        _write(target, token, gid)
+        try:
+            target, made = _place(path, gid)
+            token = secrets.token_urlsafe(TOKEN_BYTES)
+            _write(target, token, gid)
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot write the token file {path or 'in a new temporary directory'}: "
+                f"{exc.strerror or exc}.",
+                setting="--token-file",
+                source="argument",
+                hint="Run as a user who may create it (and, with --group, who is a member of "
+                "that group), or pick another --token-file.",
+            ) from None
         return cls(target, token, made_directory=made)
 
     def remove(self) -> None:
@@ -74,6 +68,28 @@ class TokenFile:
         if self._made_directory:
             with contextlib.suppress(OSError):
                 self.path.parent.rmdir()
+
+
+def _place(path: str | os.PathLike[str] | None, gid: int | None) -> tuple[Path, bool]:
+    """Where the token goes, and whether we made its directory (checked either way)."""
+    made = False
+    if path is None:
+        directory = Path(tempfile.mkdtemp(prefix="imdscreds-"))  # 0700, ours
+        made = True
+        target = directory / "token"
+    else:
+        target = Path(path).absolute()
+        directory = target.parent
+        if not directory.exists():
+            directory.mkdir(mode=0o700, parents=True)
+            made = True
+    if gid is not None and made:
+        os.chown(directory, -1, gid)
+        os.chmod(directory, 0o710)  # noqa: S103 - the group traverses, no one else
+    elif made:
+        os.chmod(directory, 0o700)  # whatever the umask
+    _check_directory(directory, grouped=gid is not None)
+    return target, made
 
 
 def _group_id(name: str) -> int:
