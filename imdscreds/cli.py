@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from imdscreds.config import IMDSConfig
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher, format_timestamp
 from imdscreds.errors import ConfigError, IMDSCredsError
 from imdscreds.imds import IMDSClient
+from imdscreds.refresh import RefreshingCredentials
 
 if TYPE_CHECKING:
     from imdscreds.doctor import Report
@@ -164,7 +166,15 @@ def mask(secret: str) -> str:
 def _credentials(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with IMDSClient(config) as client:
-        credentials = RoleCredentialsFetcher(client).fetch()
+        # Through the engine, for the provider's static stability: credentials that IMDS hands
+        # out already expired come with an extended Expiration and one WARNING, as the SDKs do,
+        # so a credential_process caller keeps working where it would fail on the expired set.
+        engine = RefreshingCredentials(RoleCredentialsFetcher(client).fetch)
+        credentials = engine.get()
+        expiration = engine.usable_until()
+        engine.close()
+    if expiration is not None and expiration != credentials.expiration:
+        credentials = dataclasses.replace(credentials, expiration=expiration)
     hide = sys.stdout.isatty() and not args.reveal
     print(render_credentials(credentials, args.format, hide=hide))
     if hide:

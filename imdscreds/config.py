@@ -279,6 +279,16 @@ class IMDSConfig:
         object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
 
     @property
+    def total_timeout(self) -> float:
+        """The longest one credentials fetch may take, in seconds: ``(attempts + 2) * timeout``.
+
+        Room for the token, the role listing and the document, and for the retries of one of them
+        (backoff waits included); each single attempt ends within ``timeout``, whatever the server
+        sends or however slowly. A fetch still running at this deadline gives up.
+        """
+        return (self.attempts + 2) * self.timeout
+
+    @property
     def token_url(self) -> str:
         """The URL of the IMDSv2 session token (``PUT``)."""
         return self.url("/latest/api/token")

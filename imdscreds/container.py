@@ -18,6 +18,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import requests
@@ -100,8 +101,13 @@ def _local_host(host: str) -> bool:
         return False
 
 
-def parse_container_credentials(body: bytes, url: str) -> RoleCredentials:
-    """The endpoint's JSON document as ``RoleCredentials``; strict, and no secret in any error."""
+def parse_container_credentials(
+    body: bytes, url: str, server_time: datetime | None = None
+) -> RoleCredentials:
+    """The endpoint's JSON document as ``RoleCredentials``; strict, and no secret in any error.
+
+    ``server_time`` is the answer's ``Date``: the engine judges the Expiration by that clock.
+    """
     try:
         doc = json.loads(body)
     except ValueError as exc:
@@ -123,6 +129,7 @@ def parse_container_credentials(body: bytes, url: str) -> RoleCredentials:
         expiration=parse_timestamp(doc["Expiration"], "Expiration"),
         role_name=ROLE_LABEL,
         account_id=account_id if isinstance(account_id, str) and account_id else None,
+        server_time=server_time,
     )
 
 
@@ -178,7 +185,7 @@ class ContainerCredentialsFetcher:
                     failure = str(exc)
                     continue
                 if raw.status == 200:
-                    return parse_container_credentials(raw.body, url)
+                    return parse_container_credentials(raw.body, url, raw.date)
                 error = _refusal(raw.status, raw.body, url)
                 if raw.status != 429 and raw.status < 500:
                     raise error

@@ -9,6 +9,7 @@ forget it, rediscover, retry, a bounded number of times.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from imdscreds import _forksafe
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
 from imdscreds.errors import (
@@ -27,7 +29,7 @@ from imdscreds.errors import (
     RoleNotFoundError,
     TrustPolicyError,
 )
-from imdscreds.imds import IMDSClient
+from imdscreds.imds import IMDSClient, IMDSResponse
 
 __all__ = [
     "RoleCredentials",
@@ -50,6 +52,9 @@ class RoleCredentials:
     role_name: str
     last_updated: datetime | None = None
     account_id: str | None = None
+    server_time: datetime | None = field(default=None, compare=False)
+    """The time by the clock of the server that sent these credentials (its HTTP ``Date``), if
+    it said: expiry is judged against it, since a local clock that is wrong cannot move it."""
 
     def to_credential_process(self) -> dict[str, Any]:
         """The AWS CLI's ``credential_process`` document (Version 1)."""
@@ -190,6 +195,7 @@ class RoleCredentialsFetcher:
         self._api: str = "unknown"  # "unknown" | "extended" | "legacy"
         self._max_rediscoveries = max_rediscoveries
         self._lock = threading.Lock()
+        _forksafe.track(self)
 
     def __repr__(self) -> str:
         return f"RoleCredentialsFetcher(role={self._role!r}, api={self._api!r})"
@@ -205,13 +211,15 @@ class RoleCredentialsFetcher:
         return self._api
 
     def fetch(self) -> RoleCredentials:
-        """One uncached fetch of the role's credentials."""
+        """One uncached fetch of the role's credentials, within ``config.total_timeout``."""
         with self._lock:
+            deadline = self.client.clock.monotonic() + self.client.config.total_timeout
             for _ in range(self._max_rediscoveries + 1):
-                role = self._role if self._role is not None else self._discover()
-                body = self._credentials_document(role)
-                if body is not None:
-                    return parse_credentials(body, role)
+                role = self._role if self._role is not None else self._discover(deadline)
+                response = self._credentials_document(role, deadline)
+                if response is not None:
+                    credentials = parse_credentials(response.text, role)
+                    return dataclasses.replace(credentials, server_time=response.date)
                 # 404 on a discovered name: the instance's role was changed. Rediscover.
                 self._role = None
             raise CredentialsError(
@@ -219,10 +227,10 @@ class RoleCredentialsFetcher:
                 hint="Something is replacing the instance profile repeatedly; try again later.",
             )
 
-    def _discover(self) -> str:
+    def _discover(self, deadline: float) -> str:
         if self._api != "legacy":
             try:
-                listing = self.client.get(EXTENDED_PATH).text
+                listing = self.client.get(EXTENDED_PATH, deadline=deadline).text
             except IMDSNotFoundError:
                 if self._api == "extended":
                     raise self._no_profile() from None
@@ -231,7 +239,7 @@ class RoleCredentialsFetcher:
                 self._api = "extended"
                 return self._remember(listing)
         try:
-            listing = self.client.get(LEGACY_PATH).text
+            listing = self.client.get(LEGACY_PATH, deadline=deadline).text
         except IMDSNotFoundError:
             raise self._no_profile() from None
         return self._remember(listing)
@@ -245,11 +253,11 @@ class RoleCredentialsFetcher:
         self._role = role
         return role
 
-    def _credentials_document(self, role: str) -> str | None:
-        """The document's text; None when a discovered role has vanished (rediscover)."""
+    def _credentials_document(self, role: str, deadline: float) -> IMDSResponse | None:
+        """The document; None when a discovered role has vanished (rediscover)."""
         if self._api != "legacy":
             try:
-                text = self.client.get(EXTENDED_PATH + role).text
+                response = self.client.get(EXTENDED_PATH + role, deadline=deadline)
             except IMDSNotFoundError:
                 if self._api == "unknown":
                     # Only a configured name gets here before the API is known: try legacy.
@@ -260,13 +268,17 @@ class RoleCredentialsFetcher:
                     raise self._role_not_found(role) from None
             else:
                 self._api = "extended"
-                return text
+                return response
         try:
-            return self.client.get(LEGACY_PATH + role).text
+            return self.client.get(LEGACY_PATH + role, deadline=deadline)
         except IMDSNotFoundError:
             if self._configured is None:
                 return None
             raise self._role_not_found(role) from None
+
+    def _after_fork_in_child(self) -> None:
+        # A parent thread may have been mid-fetch, holding the lock, when another one forked.
+        self._lock = threading.Lock()
 
     def _no_profile(self) -> NoInstanceProfileError:
         return NoInstanceProfileError(

@@ -18,16 +18,15 @@ from the SDKs' clients, and why:
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
-import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
 import requests
 
+from imdscreds import _forksafe
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
 from imdscreds.errors import (
@@ -82,9 +81,6 @@ class _Token(NamedTuple):
     renew_at: float  # monotonic
 
 
-_CLIENTS: weakref.WeakSet[IMDSClient] = weakref.WeakSet()
-
-
 class IMDSClient:
     """Talks to the instance metadata service with IMDSv2; one instance is safe to share."""
 
@@ -110,10 +106,15 @@ class IMDSClient:
         self._v1_refused = False  # IMDS answered 401 to a token-less GET: tokens are required
         # IMDS has answered at least once: from then on connection errors are transient.
         self._reached = False
-        _CLIENTS.add(self)
+        _forksafe.track(self)
 
     def __repr__(self) -> str:
         return f"IMDSClient(endpoint={self.config.endpoint!r})"
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this client sleeps and times its token and deadlines on."""
+        return self._clock
 
     def close(self) -> None:
         """Close the pooled connection (only a session the client created itself)."""
@@ -126,15 +127,19 @@ class IMDSClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def get(self, path: str) -> IMDSResponse:
-        """GET ``path`` (e.g. ``/latest/meta-data/instance-id``); return the 200 body or raise."""
+    def get(self, path: str, *, deadline: float | None = None) -> IMDSResponse:
+        """GET ``path`` (e.g. ``/latest/meta-data/instance-id``); return the 200 body or raise.
+
+        ``deadline`` (the clock's ``monotonic()``) bounds the whole call, token and retries
+        included: each attempt gets at most the time left, and none starts after it.
+        """
         if self.config.disabled:
             raise MetadataDisabledError(
                 f"IMDS is disabled by configuration ({self.config.source_of('disabled')})."
             )
-        headers = self._auth_headers()
+        headers = self._auth_headers(deadline)
         try:
-            raw = self._request("GET", path, headers)
+            raw = self._request("GET", path, headers, deadline=deadline)
         except IMDSUnreachableError:
             if self._hop_limit_suspected is not None and not self._reached:
                 # Neither the token PUT nor a token-less GET was answered: no hop limit, nothing
@@ -155,15 +160,15 @@ class IMDSClient:
             if TOKEN_HEADER not in headers:
                 self._v1_refused = True
                 self._v1 = False
-            headers = self._auth_headers()
-            raw = self._request("GET", path, headers)
+            headers = self._auth_headers(deadline)
+            raw = self._request("GET", path, headers, deadline=deadline)
         if raw.status == 200:
             return IMDSResponse(path=path, text=_decode(raw.body, path), date=raw.date)
         raise self._status_error(path, raw.status, tokenless=TOKEN_HEADER not in headers)
 
     # -- token ---------------------------------------------------------------------------------
 
-    def _auth_headers(self) -> dict[str, str]:
+    def _auth_headers(self, deadline: float | None) -> dict[str, str]:
         headers = self._cached_auth_headers()
         if headers is not None:
             return headers
@@ -171,7 +176,7 @@ class IMDSClient:
             headers = self._cached_auth_headers()  # another thread may have fetched it meanwhile
             if headers is not None:
                 return headers
-            value = self._fetch_token()
+            value = self._fetch_token(deadline)
             return {} if value is None else {TOKEN_HEADER: value}
 
     def _cached_auth_headers(self) -> dict[str, str] | None:
@@ -185,13 +190,17 @@ class IMDSClient:
             if self._token is not None and self._token.value == value:
                 self._token = None
 
-    def _fetch_token(self) -> str | None:
+    def _fetch_token(self, deadline: float | None) -> str | None:
         """PUT for a token; None means: go on with IMDSv1."""
         ttl = self.config.token_ttl
         started = self._clock.monotonic()
         try:
             raw = self._request(
-                "PUT", TOKEN_PATH, {TOKEN_TTL_HEADER: str(ttl)}, retry_no_answer=False
+                "PUT",
+                TOKEN_PATH,
+                {TOKEN_TTL_HEADER: str(ttl)},
+                retry_no_answer=False,
+                deadline=deadline,
             )
         except NoAnswer:
             self._token_fallback(
@@ -253,7 +262,13 @@ class IMDSClient:
     # -- transport -----------------------------------------------------------------------------
 
     def _request(
-        self, method: str, path: str, headers: dict[str, str], *, retry_no_answer: bool = True
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        *,
+        retry_no_answer: bool = True,
+        deadline: float | None = None,
     ) -> RawResponse:
         """Send with retries; return the final status, or raise when no answer ever came."""
         attempts = self.config.attempts
@@ -262,10 +277,20 @@ class IMDSClient:
         throttled = False
         for attempt in range(attempts):
             if attempt:
-                self._clock.sleep(self._backoff(attempt, throttled=throttled))
+                pause = self._backoff(attempt, throttled=throttled)
+                if deadline is not None:
+                    pause = min(pause, max(0.0, deadline - self._clock.monotonic()))
+                self._clock.sleep(pause)
             throttled = False
+            timeout = self.config.timeout
+            if deadline is not None:
+                timeout = min(timeout, deadline - self._clock.monotonic())
+                if timeout <= 0:
+                    if failure is None and last is not None:
+                        return last
+                    raise self._out_of_time(method, path, failure)
             try:
-                raw = self._send(method, path, headers)
+                raw = self._send(method, path, headers, timeout)
             except Unreachable as exc:
                 if not self._reached:
                     # Nothing has ever answered here: most likely no IMDS at all. One timeout only.
@@ -320,19 +345,31 @@ class IMDSClient:
             return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
         return self._rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1)))
 
+    def _out_of_time(
+        self, method: str, path: str, failure: Exception | None
+    ) -> IMDSUnreachableError:
+        why = f": {failure}" if failure is not None else ""
+        return IMDSUnreachableError(
+            f"IMDS at {self.config.endpoint} did not answer {method} {path} before the fetch's "
+            f"deadline ({self.config.total_timeout:g} s in all){why}.",
+            hint="IMDS may be overloaded or throttling this instance, or something slow answers in "
+            "its place; raise AWS_METADATA_SERVICE_TIMEOUT or AWS_METADATA_SERVICE_NUM_ATTEMPTS, "
+            "and run `imdscreds doctor`.",
+        )
+
     def _unreachable(self, exc: Exception) -> IMDSUnreachableError:
         return IMDSUnreachableError(
             f"No instance metadata service at {self.config.endpoint} "
             f"({self.config.source_of('endpoint')}): {exc}."
         )
 
-    def _send(self, method: str, path: str, headers: dict[str, str]) -> RawResponse:
+    def _send(self, method: str, path: str, headers: dict[str, str], timeout: float) -> RawResponse:
         return send(
             self._session,
             method,
             self.config.url(path),
             headers,
-            timeout=self.config.timeout,
+            timeout=timeout,
             label=f"{method} {path}",
         )
 
@@ -373,10 +410,11 @@ class IMDSClient:
         )
 
     def _after_fork_in_child(self) -> None:
-        # The parent's pooled socket and a lock some other parent thread may have held are not ours.
+        # The parent's pooled socket and a lock some other parent thread may have held are not
+        # ours. A caller's session stays usable after close(): its pools fill again on demand.
         self._lock = threading.Lock()
+        self._session.close()
         if self._own_session:
-            self._session.close()
             self._session = new_session()
 
 
@@ -385,12 +423,3 @@ def _decode(body: bytes, path: str) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedResponseError(f"IMDS's answer to {path} is not UTF-8 text.") from None
-
-
-def _reset_clients_after_fork() -> None:
-    for client in list(_CLIENTS):
-        client._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_clients_after_fork)

@@ -62,6 +62,9 @@ class RefreshPolicy:
     """First and longest wait between attempts that brought no new credentials (1 .. 3600)."""
     stale_extension: tuple[float, float] = (300.0, 900.0)
     """Shortest and longest extension of expired credentials while IMDS is down (1 .. 3600)."""
+    first_fetch_backoff: tuple[float, float] = (1.0, 30.0)
+    """First and longest wait between attempts while there never were credentials (0.01 .. 3600):
+    callers in between get the last attempt's error at once."""
     prefetch: bool = False
     """Refresh in a daemon thread, so that no caller ever waits after the first fetch."""
 
@@ -102,6 +105,8 @@ class RefreshPolicy:
         object.__setattr__(self, "retry_backoff", backoff)
         stale = _seconds_range("stale_extension", self.stale_extension, 1.0, 3600.0)
         object.__setattr__(self, "stale_extension", stale)
+        first = _seconds_range("first_fetch_backoff", self.first_fetch_backoff, 0.01, 3600.0)
+        object.__setattr__(self, "first_fetch_backoff", first)
 
 
 DEFAULT_POLICY = RefreshPolicy()

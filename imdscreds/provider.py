@@ -89,6 +89,35 @@ class IMDSRefreshableCredentials(botocore.credentials.RefreshableCredentials):  
         client: IMDSClient | ContainerCredentialsFetcher | None = None,
         method: str = METHOD,
     ) -> None:
+        self._set_up(fetch, policy=policy, clock=clock, rng=rng, client=client, method=method)
+        self._get()
+
+    @classmethod
+    def _unloaded(
+        cls,
+        fetch: Callable[[], RoleCredentials],
+        *,
+        policy: RefreshPolicy | None,
+        clock: Clock,
+        rng: random.Random | None,
+        client: IMDSClient,
+    ) -> IMDSRefreshableCredentials:
+        # For the provider, which keeps one engine across failed loads: its first-fetch backoff
+        # then holds for every botocore session and client that asks.
+        credentials = cls.__new__(cls)
+        credentials._set_up(fetch, policy=policy, clock=clock, rng=rng, client=client)
+        return credentials
+
+    def _set_up(
+        self,
+        fetch: Callable[[], RoleCredentials],
+        *,
+        policy: RefreshPolicy | None,
+        clock: Clock,
+        rng: random.Random | None,
+        client: IMDSClient | ContainerCredentialsFetcher | None,
+        method: str = METHOD,
+    ) -> None:
         self.method = method
         self._engine = RefreshingCredentials(
             fetch, policy=policy, clock=clock, rng=rng, view=_read_only
@@ -100,7 +129,6 @@ class IMDSRefreshableCredentials(botocore.credentials.RefreshableCredentials):  
         # the same, would add a second frame (a third of the cost).
         self.get_frozen_credentials = self._engine.get_view  # type: ignore[method-assign]
         self._get = self._engine.get
-        self._get()
 
     def __repr__(self) -> str:
         current = self._engine.peek()
@@ -212,6 +240,9 @@ class IMDSCredentialProvider(botocore.credentials.CredentialProvider):  # type: 
         self._clock = clock
         self._rng = rng
         self._credentials: IMDSRefreshableCredentials | None = None
+        # Built at the first load and kept while its first fetch fails, so that its backoff
+        # spans loads: a chain asked again at once gets the same answer without a request.
+        self._pending: IMDSRefreshableCredentials | None = None
 
     def __repr__(self) -> str:
         where = "not resolved yet" if self.config is None else self.config.endpoint
@@ -229,25 +260,25 @@ class IMDSCredentialProvider(botocore.credentials.CredentialProvider):  # type: 
         if config.disabled:
             log.debug("IMDS is disabled (%s); no instance role credentials.", config.sources)
             return None
-        client = IMDSClient(config, clock=self._clock)
-        try:
-            credentials = IMDSRefreshableCredentials(
+        credentials = self._pending
+        if credentials is None:
+            client = IMDSClient(config, clock=self._clock)
+            credentials = self._pending = IMDSRefreshableCredentials._unloaded(
                 RoleCredentialsFetcher(client).fetch,
                 policy=self.policy,
                 clock=self._clock,
                 rng=self._rng,
                 client=client,
             )
+        try:
+            credentials._get()
         except _NO_ROLE_HERE as exc:
-            client.close()
             # botocore's chain ends in "Unable to locate credentials" after this: say why. On EC2
             # without a profile that is a WARNING; off EC2 (no IMDS at all) it is routine.
             level = logging.WARNING if isinstance(exc, NoInstanceProfileError) else logging.INFO
             log.log(level, "No instance role credentials: %s", exc)
             return None
-        except BaseException:
-            client.close()
-            raise
+        self._pending = None
         if _register_feature_id is not None:
             _register_feature_id("CREDENTIALS_IMDS")
         role = credentials.engine.peek()

@@ -17,7 +17,16 @@ Independent of IMDS: it calls a ``fetch`` function and reads time through the cl
   serving the last credentials past their expiry, in extensions of 5-15 min (jittered), with one
   WARNING per outage, and poll IMDS with bounded backoff instead of on every call. A caller sees an
   exception only when there never were credentials.
+- Before the first credentials, a failed fetch is shared and backed off: callers until the next
+  attempt get a copy of its error at once, so N callers of a broken IMDS cost it a bounded number
+  of requests (``RefreshPolicy.first_fetch_backoff``).
 - An optional daemon thread refreshes at the advisory point, so callers never wait.
+- Time: a credentials' remaining life is measured against the server's clock (its ``Date``, in
+  ``RoleCredentials.server_time``) when it gave one, so a local clock that is wrong at the fetch
+  cannot stretch it. Deadlines are kept on both clocks: the monotonic one, which NTP steps do not
+  move, and the wall clock, which keeps running while the host is suspended (EC2 hibernation), when
+  the monotonic clock stops. The hot path checks both; when they have drifted apart, the larger of
+  the two elapsed times is taken as true, and the deadlines are moved accordingly.
 - Fork safety: in a child process the lock is new (a parent thread may have held the old one at
   fork time) and the parent's prefetch thread, which does not exist in the child, is forgotten.
 """
@@ -26,17 +35,19 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar, overload
+from datetime import datetime, timedelta
+from typing import Any, Generic, NoReturn, TypeVar, overload
 
+from imdscreds import _forksafe
 from imdscreds.clock import SYSTEM_CLOCK, Clock, SystemClock
 from imdscreds.credentials import RoleCredentials, format_timestamp
+from imdscreds.errors import IMDSCredsError
 from imdscreds.policy import DEFAULT_POLICY, RefreshPolicy
 
 __all__ = ["RefreshPolicy", "RefreshingCredentials"]
@@ -45,12 +56,19 @@ log = logging.getLogger("imdscreds.refresh")
 
 # How long the prefetch thread sleeps between looks at a clock other than the system clock: such a
 # clock (a test's) moves without notice, so the thread looks often. On the system clock the thread
-# sleeps until its deadline, waking at least once a minute in case the host was suspended.
+# sleeps until its deadline, waking every few seconds to compare the two clocks: its own sleep is
+# on the monotonic clock, which stands still while the host is suspended.
 # IMDS: "new credentials are available at least five minutes before the old ones expire".
 _IMDS_ROTATION_PROMISE = 300.0
 _PROMISE_JITTER = 60.0
 _FAKE_CLOCK_POLL = 0.005
-_SYSTEM_CLOCK_POLL = 60.0
+_SYSTEM_CLOCK_POLL = 10.0
+# How far the wall clock may run ahead of or behind the monotonic one before it counts as a suspend
+# or a step: NTP slews a clock by at most 500 ppm, about 11 s over the 6 h credentials live.
+_CLOCK_DRIFT_TOLERANCE = 30.0
+# No AWS role credentials live longer than 12 h (a role's longest session); a server Date far in
+# the past must not make a set look good for longer.
+_LONGEST_LIFE = 43200.0
 
 
 V = TypeVar("V")
@@ -63,6 +81,9 @@ class _Snapshot(Generic[V]):
     credentials: RoleCredentials
     view: V  # view(credentials), built once per fetch
     refresh_at: float  # callers leave the lock-free path from here on
+    wall_refresh_at: float  # the same instant on the wall clock (seconds since the epoch)
+    anchor: float  # the monotonic reading when wall_refresh_at was set ...
+    wall_anchor: float  # ... and the wall clock's: the two clocks' distance then
     attempt_at: float  # the next fetch is due (the prefetch thread's deadline)
     mandatory_at: float  # from here on callers wait for the refresh, unless the last one failed
     expires_at: float  # the credentials' expiration
@@ -119,10 +140,10 @@ class RefreshingCredentials(Generic[V]):
         self._view: Callable[[RoleCredentials], Any] = _identity if view is None else view
         self._clock = clock
         # SystemClock.monotonic is time.monotonic behind a Python frame; calling the C function
-        # directly takes a third off the hot path.
-        self._monotonic: Callable[[], float] = (
-            time.monotonic if type(clock) is SystemClock else clock.monotonic
-        )
+        # directly takes a third off the hot path (and likewise time.time for the wall clock).
+        system = type(clock) is SystemClock
+        self._monotonic: Callable[[], float] = time.monotonic if system else clock.monotonic
+        self._wall: Callable[[], float] = time.time if system else _wall_seconds(clock)
         self._poll = _SYSTEM_CLOCK_POLL if type(clock) is SystemClock else _FAKE_CLOCK_POLL
         self._own_rng = rng is None
         self._rng = random.Random() if rng is None else rng
@@ -130,13 +151,16 @@ class RefreshingCredentials(Generic[V]):
         self._lock = threading.Lock()
         # Guarded by _lock:
         self._attempts = 0  # completed fetch attempts; waiters compare it to share an outcome
-        # Why the last attempt, made while there were no credentials yet, failed:
+        # Why the last attempt, made while there were no credentials yet, failed, and when
+        # (monotonic) the next such attempt may be made:
         self._first_error: Exception | None = None
+        self._first_retry_at = -math.inf
+        self._first_failures = 0
         self._warned = False  # this outage's one WARNING is out
         self._closed = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        _INSTANCES.add(self)
+        _forksafe.track(self)
 
     def __repr__(self) -> str:
         snap = self._snapshot
@@ -154,14 +178,22 @@ class RefreshingCredentials(Generic[V]):
     def get(self) -> RoleCredentials:
         """The current credentials, refreshed first when due; raises only if there never were any."""
         snap = self._snapshot
-        if snap is not None and self._monotonic() < snap.refresh_at:
+        if (
+            snap is not None
+            and self._monotonic() < snap.refresh_at
+            and self._wall() < snap.wall_refresh_at
+        ):
             return snap.credentials
         return self._get_slow().credentials
 
     def get_view(self) -> V:
         """Like :meth:`get`, but ``view(credentials)``: the same object until the next fetch."""
         snap = self._snapshot
-        if snap is not None and self._monotonic() < snap.refresh_at:
+        if (
+            snap is not None
+            and self._monotonic() < snap.refresh_at
+            and self._wall() < snap.wall_refresh_at
+        ):
             return snap.view
         return self._get_slow().view
 
@@ -173,18 +205,37 @@ class RefreshingCredentials(Generic[V]):
     def expires_in(self) -> float | None:
         """Seconds until the served credentials expire (negative while serving expired ones)."""
         snap = self._snapshot
-        return None if snap is None else snap.expires_at - self._monotonic()
+        return None if snap is None else snap.expires_at - self._elapsed_now(snap)
 
     def usable_for(self) -> float | None:
         """Seconds the served credentials stay in use: to expiry, or while IMDS is down to the end
         of their current extension."""
         snap = self._snapshot
-        return None if snap is None else snap.usable_until - self._monotonic()
+        return None if snap is None else snap.usable_until - self._elapsed_now(snap)
+
+    def usable_until(self) -> datetime | None:
+        """The expiration to tell a client that caches these credentials (the AWS CLI, an SDK):
+        their own, or while expired ones are served, the wall-clock end of the extension."""
+        snap = self._snapshot
+        if snap is None:
+            return None
+        if snap.usable_until <= snap.expires_at:
+            return snap.credentials.expiration
+        return self._clock.now() + timedelta(seconds=snap.usable_until - self._elapsed_now(snap))
 
     def refresh_due(self) -> bool:
         """Whether the next :meth:`get` leaves the lock-free path to refresh (or to try to)."""
         snap = self._snapshot
-        return snap is None or self._monotonic() >= snap.refresh_at
+        return (
+            snap is None
+            or self._monotonic() >= snap.refresh_at
+            or self._wall() >= snap.wall_refresh_at
+        )
+
+    def _elapsed_now(self, snap: _Snapshot[V]) -> float:
+        # "Now" on the snapshot's monotonic scale, counting time the monotonic clock missed.
+        mono = self._monotonic()
+        return mono + max(0.0, _drift(snap, mono, self._wall()))
 
     def close(self) -> None:
         """Stop the prefetch thread; :meth:`get` keeps working, refreshing in the caller's thread."""
@@ -205,6 +256,8 @@ class RefreshingCredentials(Generic[V]):
     def _get_slow(self) -> _Snapshot[V]:
         attempts = self._attempts
         lock = self._lock
+        if self._snapshot is None:
+            self._raise_while_backing_off()
         if lock.acquire(blocking=False):
             try:
                 return self._refresh_locked(background=False)
@@ -220,21 +273,68 @@ class RefreshingCredentials(Generic[V]):
                 if snap is not None:
                     return snap
                 assert self._first_error is not None
-                raise self._first_error
+                _raise_copy(self._first_error)
             return self._refresh_locked(background=False)
 
+    def _raise_while_backing_off(self) -> None:
+        error = self._first_error
+        if error is not None and self._monotonic() < self._first_retry_at:
+            _raise_copy(error)
+
     def _must_wait(self, snap: _Snapshot[V]) -> bool:
-        return not snap.failing and self._monotonic() >= snap.mandatory_at
+        return not snap.failing and self._elapsed_now(snap) >= snap.mandatory_at
 
     # -- refreshing (all under _lock) ----------------------------------------------------------
 
     def _refresh_locked(self, *, background: bool) -> _Snapshot[V]:
         snap = self._snapshot
         if snap is not None:
+            snap = self._reconcile_clocks(snap)
             due = snap.attempt_at if background else snap.refresh_at
             if self._monotonic() < due:
-                return snap  # refreshed while we were getting the lock
+                return snap  # refreshed while we were getting the lock, or not due after all
+        else:
+            self._raise_while_backing_off()  # another caller's attempt failed meanwhile
         return self._attempt(snap)
+
+    def _reconcile_clocks(self, snap: _Snapshot[V]) -> _Snapshot[V]:
+        """Re-anchor the two clocks; if the monotonic one missed time, move the deadlines."""
+        mono, wall = self._monotonic(), self._wall()
+        drift = _drift(snap, mono, wall)
+        if drift > _CLOCK_DRIFT_TOLERANCE:
+            # The wall clock ran on while the monotonic one did not: a suspend (or the wall clock
+            # was set forward). Believe the wall clock: expiring early is safe, late is not.
+            log.info(
+                "The monotonic clock stood still for %.0f s while the wall clock ran (the host was "
+                "suspended, or its clock set forward); credentials (access key %s) are judged by "
+                "the wall clock until the next fetch.",
+                drift,
+                snap.credentials.access_key_id,
+            )
+            snap = replace(
+                snap,
+                refresh_at=snap.refresh_at - drift,
+                attempt_at=snap.attempt_at - drift,
+                mandatory_at=snap.mandatory_at - drift,
+                expires_at=snap.expires_at - drift,
+                usable_until=snap.usable_until - drift,
+            )
+        elif (
+            abs(drift) <= _CLOCK_DRIFT_TOLERANCE
+            and mono < snap.refresh_at
+            and wall < snap.wall_refresh_at
+        ):
+            return snap  # nothing to re-anchor
+        # A wall clock set back needs no deadline moved (the monotonic ones still hold), only
+        # a new anchor, as does a small drift that made the wall clock look due first.
+        snap = replace(
+            snap,
+            wall_refresh_at=wall + (snap.refresh_at - mono),
+            anchor=mono,
+            wall_anchor=wall,
+        )
+        self._snapshot = snap
+        return snap
 
     def _attempt(self, prev: _Snapshot[V] | None) -> _Snapshot[V]:
         try:
@@ -244,14 +344,14 @@ class RefreshingCredentials(Generic[V]):
         except Exception as exc:
             self._attempts += 1
             if prev is None:
-                self._first_error = exc
+                self._first_failed(exc)
                 raise
             return self._serve_last(prev, self._monotonic(), _describe(exc), None)
         self._attempts += 1
         self._first_error = None
+        self._first_failures = 0
         now = self._monotonic()
-        # The one wall-clock read per fetch: from here on the deadlines are monotonic.
-        left = (fresh.expiration - self._clock.now()).total_seconds()
+        left = self._life_left(fresh)
         if left <= 0:
             why = (
                 f"IMDS handed out credentials that expired at {_when(fresh)}; "
@@ -259,8 +359,28 @@ class RefreshingCredentials(Generic[V]):
             )
             return self._serve_last(prev, now, why, (fresh, now + left))
         if prev is not None and _same(fresh, prev.credentials):
-            return self._not_rotated(prev, now)
+            return self._not_rotated(prev, now, now + left)
         return self._publish_fresh(prev, fresh, now, now + left)
+
+    def _life_left(self, fresh: RoleCredentials) -> float:
+        # The one wall-clock reading per fetch, from the server when it stamped its answer (its
+        # clock is right when ours may not be); from here on the deadlines are the engine's.
+        now = fresh.server_time if fresh.server_time is not None else self._clock.now()
+        return min((fresh.expiration - now).total_seconds(), _LONGEST_LIFE)
+
+    def _first_failed(self, exc: Exception) -> None:
+        self._first_error = exc
+        self._first_failures += 1
+        first, longest = self.policy.first_fetch_backoff
+        ceiling = min(longest, first * 2.0 ** min(self._first_failures - 1, 32))
+        wait = ceiling / 2 + self._rng.uniform(0.0, ceiling / 2)
+        self._first_retry_at = self._monotonic() + wait
+        log.debug(
+            "Fetching the first credentials failed (%d in a row); callers get the same error "
+            "for %.1f s, then the next caller tries again.",
+            self._first_failures,
+            wait,
+        )
 
     def _publish_fresh(
         self, prev: _Snapshot[V] | None, fresh: RoleCredentials, now: float, expires_at: float
@@ -303,16 +423,18 @@ class RefreshingCredentials(Generic[V]):
             failing=False,
         )
 
-    def _not_rotated(self, prev: _Snapshot[V], now: float) -> _Snapshot[V]:
+    def _not_rotated(self, prev: _Snapshot[V], now: float, expires_at: float) -> _Snapshot[V]:
+        # The same set again; its expiry is measured anew (the clocks may have moved since).
         retries = prev.retries + 1
-        attempt_at = self._next_attempt(now, retries, prev.mandatory_at, prev.expires_at)
-        promised_at = prev.expires_at - _IMDS_ROTATION_PROMISE
+        mandatory_at = expires_at - self.policy.mandatory_window
+        attempt_at = self._next_attempt(now, retries, mandatory_at, expires_at)
+        promised_at = expires_at - _IMDS_ROTATION_PROMISE
         if now < promised_at:
             # IMDS promises new credentials at least 5 min before the old ones expire; until then
             # asking again mostly finds the same set, and the current one is still good. Look at
             # the promise (jittered: processes on one instance share its IMDS), not before.
             promise = promised_at + self._rng.uniform(0.0, _PROMISE_JITTER)
-            attempt_at = max(attempt_at, min(promise, prev.mandatory_at))
+            attempt_at = max(attempt_at, min(promise, mandatory_at))
         log.debug(
             "IMDS handed back the same credentials (access key %s, expiring at %s); looking again "
             "in %.0f s.",
@@ -323,9 +445,9 @@ class RefreshingCredentials(Generic[V]):
         return self._publish(
             prev.credentials,
             attempt_at=attempt_at,
-            mandatory_at=prev.mandatory_at,
-            expires_at=prev.expires_at,
-            usable_until=prev.expires_at,
+            mandatory_at=mandatory_at,
+            expires_at=expires_at,
+            usable_until=expires_at,
             retries=retries,
             failing=False,
         )
@@ -427,10 +549,11 @@ class RefreshingCredentials(Generic[V]):
         failing: bool,
     ) -> _Snapshot[V]:
         refresh_at = attempt_at
+        mono, wall = self._monotonic(), self._wall()
         if self._thread is not None:
             # The prefetch thread keeps attempt_at; callers step in only as a backstop, at the
             # mandatory window, or at the end of an extension if IMDS stays down.
-            backstop = usable_until if expires_at <= self._monotonic() else mandatory_at
+            backstop = usable_until if expires_at <= mono else mandatory_at
             refresh_at = max(attempt_at, backstop)
         prev = self._snapshot
         view = (
@@ -442,6 +565,9 @@ class RefreshingCredentials(Generic[V]):
             credentials,
             view,
             refresh_at,
+            wall + (refresh_at - mono),
+            mono,
+            wall,
             attempt_at,
             mandatory_at,
             expires_at,
@@ -454,7 +580,11 @@ class RefreshingCredentials(Generic[V]):
     def _callers_take_over(self) -> None:
         snap = self._snapshot
         if snap is not None:
-            self._snapshot = replace(snap, refresh_at=snap.attempt_at)
+            self._snapshot = replace(
+                snap,
+                refresh_at=snap.attempt_at,
+                wall_refresh_at=snap.wall_refresh_at - (snap.refresh_at - snap.attempt_at),
+            )
 
     # -- prefetch thread -------------------------------------------------------------------------
 
@@ -473,8 +603,13 @@ class RefreshingCredentials(Generic[V]):
     def _prefetch_once(self) -> float:
         """Refresh if due; return how long to sleep before looking again."""
         snap = self._snapshot
-        if snap is not None and self._monotonic() < snap.attempt_at:
-            return min(snap.attempt_at - self._monotonic(), self._poll)
+        mono = self._monotonic()
+        if (
+            snap is not None
+            and mono < snap.attempt_at
+            and abs(_drift(snap, mono, self._wall())) <= _CLOCK_DRIFT_TOLERANCE
+        ):
+            return min(snap.attempt_at - mono, self._poll)
         with self._lock:
             if not self._stop.is_set():
                 self._refresh_locked(background=True)
@@ -514,6 +649,31 @@ def _identity(credentials: RoleCredentials) -> RoleCredentials:
     return credentials
 
 
+def _wall_seconds(clock: Clock) -> Callable[[], float]:
+    def wall() -> float:
+        return clock.now().timestamp()
+
+    return wall
+
+
+def _drift(snap: _Snapshot[Any], mono: float, wall: float) -> float:
+    """How much further the wall clock has run than the monotonic one since the snapshot's anchor."""
+    return (wall - snap.wall_anchor) - (mono - snap.anchor)
+
+
+def _raise_copy(error: Exception) -> NoReturn:
+    # Each waiting caller gets an exception object of its own: raising one object in many threads
+    # would splice their tracebacks together.
+    if isinstance(error, IMDSCredsError):
+        copy = type(error).__new__(type(error))
+        copy.args = error.args
+        copy.__dict__.update(error.__dict__)
+        copy.__cause__ = error.__cause__
+        copy.__suppress_context__ = error.__suppress_context__
+        raise copy
+    raise error
+
+
 def _same(a: RoleCredentials, b: RoleCredentials) -> bool:
     return a.access_key_id == b.access_key_id and a.expiration == b.expiration
 
@@ -527,15 +687,3 @@ def _describe(exc: Exception) -> str:
     text = str(exc).strip()
     described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return described if described.endswith(".") else described + "."
-
-
-_INSTANCES: weakref.WeakSet[RefreshingCredentials[Any]] = weakref.WeakSet()
-
-
-def _reset_after_fork() -> None:
-    for engine in list(_INSTANCES):
-        engine._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -3,6 +3,8 @@
 Wall time and monotonic time advance together, so a test that ticks the clock by an hour sees
 credentials rotate at a fake IMDS and a refresh come due in the code under test at the same moment.
 ``sleep`` advances instead of waiting, which lets a retry loop with backoff run in microseconds.
+``suspend`` moves the wall clock alone, as a host that sleeps or hibernates sees it: Linux's
+``CLOCK_MONOTONIC`` (Python's ``time.monotonic``) does not count the time suspended.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class FakeClock:
         self._start = start.astimezone(timezone.utc)
         self._monotonic_start = float(monotonic_start)
         self._elapsed = 0.0
+        self._suspended = 0.0  # wall-clock seconds the monotonic clock did not see
         self._sleeps: list[float] = []
 
     def monotonic(self) -> float:
@@ -38,7 +41,7 @@ class FakeClock:
     def now(self) -> datetime:
         """The fake wall-clock time, timezone-aware, in UTC."""
         with self._lock:
-            return self._start + timedelta(seconds=self._elapsed)
+            return self._start + timedelta(seconds=self._elapsed + self._suspended)
 
     def sleep(self, seconds: float) -> None:
         """Advance by ``seconds`` at once (a negative or zero sleep is a no-op, as in the real clock).
@@ -57,12 +60,19 @@ class FakeClock:
         with self._lock:
             self._elapsed += seconds
 
+    def suspend(self, seconds: float) -> None:
+        """The host sleeps for ``seconds``: wall time moves on, monotonic time stands still."""
+        if seconds < 0:
+            raise ValueError(f"FakeClock.suspend({seconds}) would go back")
+        with self._lock:
+            self._suspended += seconds
+
     def set(self, instant: datetime) -> None:
         """Move the wall clock to ``instant`` (aware, not earlier than now); monotonic follows."""
         if instant.tzinfo is None or instant.utcoffset() is None:
             raise ValueError(f"FakeClock.set needs a timezone-aware datetime, got {instant!r}")
         with self._lock:
-            delta = (instant - self._start).total_seconds() - self._elapsed
+            delta = (instant - self._start).total_seconds() - self._elapsed - self._suspended
             if delta < 0:
                 raise ValueError(
                     f"FakeClock only moves forward; {instant.isoformat()} is {-delta:g} s before "
