@@ -12,9 +12,11 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from imdscreds._version import __version__
 from imdscreds.config import IMDSConfig
@@ -25,6 +27,7 @@ from imdscreds.refresh import RefreshingCredentials
 
 if TYPE_CHECKING:
     from imdscreds.doctor import Report
+    from imdscreds.testing import RequestRecord
 
 __all__ = ["main"]
 
@@ -32,11 +35,16 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+log = logging.getLogger("imdscreds.cli")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Reported by the command's own parser, so the usage shown is the one that was mistyped.
+        getattr(args, "usage_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     _setup_logging(args.verbose)
     try:
         code: int = args.run(args)
@@ -125,17 +133,123 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="with --scenario: the JSON report")
     demo.set_defaults(run=_demo)
 
-    fake = commands.add_parser(
-        "fake-imds",
-        help="run imdscreds' fake IMDS on loopback, for tests and demos",
-    )
-    fake.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free)")
-    fake.add_argument("--scenario", default="healthy", help="what the fake IMDS emulates")
-    fake.set_defaults(run=_fake_imds)
+    add_fake_imds_command(commands)
     from imdscreds.cli_broker import add_commands
 
     add_commands(commands)
+
+    for command in commands.choices.values():
+        command.set_defaults(usage_parser=command)
     return parser
+
+
+def add_fake_imds_command(commands: Any) -> None:
+    """``imdscreds fake-imds``: the fake IMDS as a foreground process, printing what clients do."""
+    fake = commands.add_parser(
+        "fake-imds",
+        help="run imdscreds' fake IMDS on loopback, for tests and demos",
+        description="Run a fake EC2 instance metadata service on loopback until Ctrl-C,\n"
+        "SIGTERM or --duration, for your own SDK, tool or test to talk to: IMDSv2\n"
+        "tokens, role discovery, rotating credentials, the common meta-data leaves\n"
+        "and listings, and the scenarios below. One line per request goes to stderr\n"
+        "(method, path, status, whether a token was sent, never the token), and a\n"
+        "count per path when it stops.",
+        epilog=_SCENARIO_LIST,
+        formatter_class=_FakeIMDSHelpFormatter,
+    )
+    fake.add_argument(
+        "--host",
+        choices=("127.0.0.1", "::1"),
+        default="127.0.0.1",
+        help="loopback address to listen on (default 127.0.0.1)",
+    )
+    fake.add_argument(
+        "--port", type=_port, default=0, help="TCP port (default 0: any free one, printed)"
+    )
+    fake.add_argument(
+        "--scenario",
+        default="healthy",
+        metavar="NAME",
+        help="what the fake IMDS plays (default healthy; `--scenario list` lists them)",
+    )
+    fake.add_argument(
+        "--v1",
+        choices=("allowed", "required"),
+        default="allowed",
+        dest="v1",
+        help="allowed: token-less (IMDSv1) GETs work, as on EC2 by default; required: they get "
+        "401, as with HttpTokens=required (default allowed)",
+    )
+    fake.add_argument(
+        "--validity",
+        type=_seconds,
+        default=6 * 3600.0,
+        metavar="S",
+        help="seconds each credentials set is valid (default 21600, IMDS's 6 h)",
+    )
+    fake.add_argument(
+        "--rotation",
+        type=_seconds,
+        default=3600.0,
+        metavar="S",
+        help="seconds between new credentials sets (default 3600)",
+    )
+    fake.add_argument(
+        "--duration",
+        type=_seconds,
+        metavar="S",
+        help="stop after S seconds (default: run until Ctrl-C or SIGTERM)",
+    )
+    fake.add_argument(
+        "--json-log",
+        action="store_true",
+        help="log each request as one JSON object per line on stderr, for scripts",
+    )
+    fake.add_argument(
+        "--quiet", action="store_true", help="no line per request (the summary still comes)"
+    )
+    fake.set_defaults(run=_fake_imds)
+
+
+# Replaced by the scenario table when help is shown, so that other commands do not import the
+# fake IMDS just to build their parser.
+_SCENARIO_LIST = "<scenarios>"
+
+
+class _FakeIMDSHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    def add_text(self, text: str | None) -> None:
+        if text == _SCENARIO_LIST:
+            from imdscreds.testing import SCENARIO_DESCRIPTIONS
+
+            text = "\n".join(["scenarios:", *_scenario_table(SCENARIO_DESCRIPTIONS)])
+        super().add_text(text)
+
+
+def _scenario_table(descriptions: dict[str, str]) -> list[str]:
+    width = max(len(name) for name in descriptions)
+    return [f"  {name:<{width}}  {text}" for name, text in descriptions.items()]
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a TCP port: 0..65535 (0 picks a free one)"
+        )
+    return port
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive number of seconds")
+    return value
 
 
 def add_imds_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,14 +279,34 @@ def mask(secret: str) -> str:
 
 def _credentials(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    log.debug(
+        "IMDS at %s (%s), %g s per attempt (%s), %d attempts (%s), role %s.",
+        config.endpoint,
+        config.source_of("endpoint"),
+        config.timeout,
+        config.source_of("timeout"),
+        config.attempts,
+        config.source_of("attempts"),
+        "discovered" if config.instance_profile_name is None else "configured",
+    )
     with IMDSClient(config) as client:
         # Through the engine, for the provider's static stability: credentials that IMDS hands
         # out already expired come with an extended Expiration and one WARNING, as the SDKs do,
         # so a credential_process caller keeps working where it would fail on the expired set.
-        engine = RefreshingCredentials(RoleCredentialsFetcher(client).fetch)
+        fetcher = RoleCredentialsFetcher(client)
+        engine = RefreshingCredentials(fetcher.fetch)
         credentials = engine.get()
         expiration = engine.usable_until()
         engine.close()
+    log.info(
+        "Fetched credentials for the role %s (account %s) from the %s credentials endpoint: "
+        "access key %s, valid until %s.",
+        credentials.role_name,
+        credentials.account_id or "not given",
+        fetcher.api,
+        credentials.access_key_id,
+        format_timestamp(credentials.expiration),
+    )
     if expiration is not None and expiration != credentials.expiration:
         credentials = dataclasses.replace(credentials, expiration=expiration)
     hide = sys.stdout.isatty() and not args.reveal
@@ -254,13 +388,7 @@ def _demo_scenario(args: argparse.Namespace) -> int:
 
     name = args.scenario
     if name not in SCENARIO_DESCRIPTIONS:
-        out = sys.stdout if name == "list" else sys.stderr
-        if name != "list":
-            _error(f"unknown scenario {name!r}; the scenarios are:")
-        width = max(len(scenario) for scenario in SCENARIO_DESCRIPTIONS)
-        for scenario, description in SCENARIO_DESCRIPTIONS.items():
-            _say(out, f"  {scenario:<{width}}  {description}")
-        return EXIT_OK if name == "list" else EXIT_USAGE
+        return _list_scenarios(name)
     with FakeIMDS(scenario=name) as imds:
         if not args.json:
             _say(sys.stdout, f"A fake IMDS plays {name!r} at {imds.endpoint}:")
@@ -278,11 +406,27 @@ def _demo_scenario(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _list_scenarios(asked: str) -> int:
+    """``--scenario list`` (exit 0), or an unknown scenario (exit 2): the scenarios, one a line."""
+    from imdscreds.testing import SCENARIO_DESCRIPTIONS
+
+    out = sys.stdout if asked == "list" else sys.stderr
+    if asked != "list":
+        _error(f"unknown scenario {_printable(asked)!r}; the scenarios are:")
+    for line in _scenario_table(SCENARIO_DESCRIPTIONS):
+        _say(out, line)
+    return EXIT_OK if asked == "list" else EXIT_USAGE
+
+
 def _demo(args: argparse.Namespace) -> int:
     from imdscreds.testing import FakeIMDS
 
     if args.scenario is not None:
         return _demo_scenario(args)
+    if args.json:
+        args.usage_parser.error(
+            "--json needs --scenario NAME: only the doctor's report has a JSON form"
+        )
     out = sys.stdout
     with FakeIMDS() as imds:
         _say(out, f"Started a fake IMDS at {imds.endpoint} (role {imds.role_name!r}).")
@@ -304,18 +448,106 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fake_imds(args: argparse.Namespace) -> int:
-    from imdscreds.testing import FakeIMDS
+    from imdscreds.testing import SCENARIO_DESCRIPTIONS, FakeIMDS, FakeIMDSBindError
 
+    if args.scenario not in SCENARIO_DESCRIPTIONS:
+        return _list_scenarios(args.scenario)
+    request_log = _RequestLog(sys.stderr, as_json=args.json_log, quiet=args.quiet)
+    imds = FakeIMDS(
+        host=args.host,
+        port=args.port,
+        scenario=args.scenario,
+        validity=args.validity,
+        rotation=args.rotation,
+        v1_allowed=args.v1 == "allowed",
+        on_request=request_log,
+    )
     try:
-        imds = FakeIMDS(port=args.port, scenario=args.scenario)
-    except ValueError as exc:
-        raise ConfigError(f"--scenario: {exc}") from None
-    with imds:
-        _say(sys.stdout, f"fake IMDS ({args.scenario}) listening on {imds.endpoint}")
-        _say(sys.stdout, f"export AWS_EC2_METADATA_SERVICE_ENDPOINT={imds.endpoint}")
-        sys.stdout.flush()
-        imds.wait()
+        imds.start()
+    except FakeIMDSBindError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    try:
+        with _stop_on_sigterm(imds):
+            _say(sys.stdout, f"fake IMDS ({args.scenario}) listening on {imds.endpoint}")
+            _say(sys.stdout, f"export AWS_EC2_METADATA_SERVICE_ENDPOINT={imds.endpoint}")
+            sys.stdout.flush()
+            imds.wait(args.duration)
+    finally:
+        imds.stop()
+        request_log.summary(imds.requests)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm(imds: Any) -> Iterator[None]:
+    """SIGTERM (a supervisor, ``kill``) stops the fake as Ctrl-C does, so the summary is printed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: imds.stop())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _RequestLog:
+    """The fake's requests on stderr as they come, and a count per path at the end."""
+
+    def __init__(self, out: TextIO, *, as_json: bool, quiet: bool) -> None:
+        self._out = out
+        self._as_json = as_json
+        self._quiet = quiet
+        self._lock = threading.Lock()
+
+    def __call__(self, record: RequestRecord) -> None:
+        if self._quiet:
+            return
+        if self._as_json:
+            line = json.dumps(
+                {
+                    "time": format_timestamp(record.time),
+                    "method": record.method,
+                    "path": record.path,
+                    "status": record.status,
+                    "action": record.action,
+                    "token": record.token_sent,
+                }
+            )
+        else:
+            answer = {"drop": "dropped, no answer", "hold": "held, no answer"}.get(
+                record.action, str(record.status)
+            )
+            token = "token" if record.token_sent else "no token"
+            line = f"fake-imds: {record.method} {_printable(record.path)} -> {answer} ({token})"
+        with self._lock:
+            print(line, file=self._out, flush=True)
+
+    def summary(self, requests: Any) -> None:
+        """``requests`` is ``FakeIMDS.requests``: a count per ``(method, path)``."""
+        total = sum(requests.values())
+        if self._as_json:
+            counts = [
+                {"method": method, "path": path, "count": count}
+                for (method, path), count in sorted(requests.items(), key=lambda item: item[0][1])
+            ]
+            print(json.dumps({"summary": counts, "total": total}), file=self._out, flush=True)
+            return
+        print(
+            f"fake-imds: stopped after {total} request{'' if total == 1 else 's'}",
+            file=self._out,
+        )
+        if requests:
+            width = len(str(max(requests.values())))
+            for (method, path), count in sorted(requests.items(), key=lambda item: item[0][1]):
+                print(f"  {count:>{width}}  {method} {_printable(path)}", file=self._out)
+        self._out.flush()
+
+
+def _printable(text: str) -> str:
+    """Text from a client or a user, with control characters escaped (no terminal tricks)."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _say(out: TextIO, line: str) -> None:

@@ -22,11 +22,13 @@ Independent of IMDS: it calls a ``fetch`` function and reads time through the cl
   of requests (``RefreshPolicy.first_fetch_backoff``).
 - An optional daemon thread refreshes at the advisory point, so callers never wait.
 - Time: a credentials' remaining life is measured against the server's clock (its ``Date``, in
-  ``RoleCredentials.server_time``) when it gave one, so a local clock that is wrong at the fetch
-  cannot stretch it. Deadlines are kept on both clocks: the monotonic one, which NTP steps do not
-  move, and the wall clock, which keeps running while the host is suspended (EC2 hibernation), when
-  the monotonic clock stops. The hot path checks both; when they have drifted apart, the larger of
-  the two elapsed times is taken as true, and the deadlines are moved accordingly.
+  ``RoleCredentials.server_time``) as well as the local one, and the shorter is taken, so a local
+  clock that is behind at the fetch cannot stretch it. Deadlines run on the monotonic clock, which NTP steps do not move; but it
+  stops while the host is suspended (EC2 hibernation) and the wall clock does not. Each snapshot
+  notes both clocks when it was made; whenever they have drifted apart since, the larger of the two
+  elapsed times is taken as true and the deadlines move. That is looked at on every slow path, by
+  the prefetch thread, and by one watcher thread per process every couple of seconds, so the hot
+  path keeps its single monotonic read and a read soon after a resume refreshes.
 - Fork safety: in a child process the lock is new (a parent thread may have held the old one at
   fork time) and the parent's prefetch thread, which does not exist in the child, is forgotten.
 """
@@ -63,6 +65,8 @@ _IMDS_ROTATION_PROMISE = 300.0
 _PROMISE_JITTER = 60.0
 _FAKE_CLOCK_POLL = 0.005
 _SYSTEM_CLOCK_POLL = 10.0
+# How often the watcher compares an engine's two clocks (see _ClockWatcher).
+_SYSTEM_CLOCK_WATCH = 2.0
 # How far the wall clock may run ahead of or behind the monotonic one before it counts as a suspend
 # or a step: NTP slews a clock by at most 500 ppm, about 11 s over the 6 h credentials live.
 _CLOCK_DRIFT_TOLERANCE = 30.0
@@ -81,9 +85,8 @@ class _Snapshot(Generic[V]):
     credentials: RoleCredentials
     view: V  # view(credentials), built once per fetch
     refresh_at: float  # callers leave the lock-free path from here on
-    wall_refresh_at: float  # the same instant on the wall clock (seconds since the epoch)
-    anchor: float  # the monotonic reading when wall_refresh_at was set ...
-    wall_anchor: float  # ... and the wall clock's: the two clocks' distance then
+    anchor: float  # the monotonic reading when the deadlines were set ...
+    wall_anchor: float  # ... and the wall clock's (epoch seconds): the two clocks' distance then
     attempt_at: float  # the next fetch is due (the prefetch thread's deadline)
     mandatory_at: float  # from here on callers wait for the refresh, unless the last one failed
     expires_at: float  # the credentials' expiration
@@ -144,7 +147,8 @@ class RefreshingCredentials(Generic[V]):
         system = type(clock) is SystemClock
         self._monotonic: Callable[[], float] = time.monotonic if system else clock.monotonic
         self._wall: Callable[[], float] = time.time if system else _wall_seconds(clock)
-        self._poll = _SYSTEM_CLOCK_POLL if type(clock) is SystemClock else _FAKE_CLOCK_POLL
+        self._poll = _SYSTEM_CLOCK_POLL if system else _FAKE_CLOCK_POLL
+        self._watch_every = _SYSTEM_CLOCK_WATCH if system else _FAKE_CLOCK_POLL
         self._own_rng = rng is None
         self._rng = random.Random() if rng is None else rng
         self._snapshot: _Snapshot[V] | None = None
@@ -178,22 +182,14 @@ class RefreshingCredentials(Generic[V]):
     def get(self) -> RoleCredentials:
         """The current credentials, refreshed first when due; raises only if there never were any."""
         snap = self._snapshot
-        if (
-            snap is not None
-            and self._monotonic() < snap.refresh_at
-            and self._wall() < snap.wall_refresh_at
-        ):
+        if snap is not None and self._monotonic() < snap.refresh_at:
             return snap.credentials
         return self._get_slow().credentials
 
     def get_view(self) -> V:
         """Like :meth:`get`, but ``view(credentials)``: the same object until the next fetch."""
         snap = self._snapshot
-        if (
-            snap is not None
-            and self._monotonic() < snap.refresh_at
-            and self._wall() < snap.wall_refresh_at
-        ):
+        if snap is not None and self._monotonic() < snap.refresh_at:
             return snap.view
         return self._get_slow().view
 
@@ -226,11 +222,7 @@ class RefreshingCredentials(Generic[V]):
     def refresh_due(self) -> bool:
         """Whether the next :meth:`get` leaves the lock-free path to refresh (or to try to)."""
         snap = self._snapshot
-        return (
-            snap is None
-            or self._monotonic() >= snap.refresh_at
-            or self._wall() >= snap.wall_refresh_at
-        )
+        return snap is None or self._monotonic() >= snap.refresh_at
 
     def _elapsed_now(self, snap: _Snapshot[V]) -> float:
         # "Now" on the snapshot's monotonic scale, counting time the monotonic clock missed.
@@ -301,7 +293,9 @@ class RefreshingCredentials(Generic[V]):
         """Re-anchor the two clocks; if the monotonic one missed time, move the deadlines."""
         mono, wall = self._monotonic(), self._wall()
         drift = _drift(snap, mono, wall)
-        if drift > _CLOCK_DRIFT_TOLERANCE:
+        if abs(drift) <= _CLOCK_DRIFT_TOLERANCE:
+            return snap
+        if drift > 0:
             # The wall clock ran on while the monotonic one did not: a suspend (or the wall clock
             # was set forward). Believe the wall clock: expiring early is safe, late is not.
             log.info(
@@ -319,22 +313,24 @@ class RefreshingCredentials(Generic[V]):
                 expires_at=snap.expires_at - drift,
                 usable_until=snap.usable_until - drift,
             )
-        elif (
-            abs(drift) <= _CLOCK_DRIFT_TOLERANCE
-            and mono < snap.refresh_at
-            and wall < snap.wall_refresh_at
-        ):
-            return snap  # nothing to re-anchor
-        # A wall clock set back needs no deadline moved (the monotonic ones still hold), only
-        # a new anchor, as does a small drift that made the wall clock look due first.
-        snap = replace(
-            snap,
-            wall_refresh_at=wall + (snap.refresh_at - mono),
-            anchor=mono,
-            wall_anchor=wall,
-        )
-        self._snapshot = snap
+        # A wall clock set back needs no deadline moved (the monotonic ones still hold), only a
+        # new anchor.
+        snap = self._snapshot = replace(snap, anchor=mono, wall_anchor=wall)
         return snap
+
+    def _watch_clocks(self) -> None:
+        """The watcher's look: if the clocks drifted apart, move the deadlines now."""
+        snap = self._snapshot
+        if snap is None or abs(_drift(snap, self._monotonic(), self._wall())) <= (
+            _CLOCK_DRIFT_TOLERANCE
+        ):
+            return
+        if self._lock.acquire(blocking=False):  # busy: a refresh is under way, it reconciles
+            try:
+                if self._snapshot is not None:
+                    self._reconcile_clocks(self._snapshot)
+            finally:
+                self._lock.release()
 
     def _attempt(self, prev: _Snapshot[V] | None) -> _Snapshot[V]:
         try:
@@ -363,10 +359,14 @@ class RefreshingCredentials(Generic[V]):
         return self._publish_fresh(prev, fresh, now, now + left)
 
     def _life_left(self, fresh: RoleCredentials) -> float:
-        # The one wall-clock reading per fetch, from the server when it stamped its answer (its
-        # clock is right when ours may not be); from here on the deadlines are the engine's.
-        now = fresh.server_time if fresh.server_time is not None else self._clock.now()
-        return min((fresh.expiration - now).total_seconds(), _LONGEST_LIFE)
+        # The one wall-clock reading per fetch; from here on the deadlines are the engine's. The
+        # server's Date (its clock is right when ours may be behind) and ours, whichever leaves
+        # less: a local clock ahead, or an answer that took long to arrive, shortens the life,
+        # and nothing lengthens it.
+        left = (fresh.expiration - self._clock.now()).total_seconds()
+        if fresh.server_time is not None:
+            left = min(left, (fresh.expiration - fresh.server_time).total_seconds())
+        return min(left, _LONGEST_LIFE)
 
     def _first_failed(self, exc: Exception) -> None:
         self._first_error = exc
@@ -413,6 +413,7 @@ class RefreshingCredentials(Generic[V]):
             )
         self._warned = False
         self._start_prefetch()
+        _WATCHER.watch(self)
         return self._publish(
             fresh,
             attempt_at=attempt_at,
@@ -565,7 +566,6 @@ class RefreshingCredentials(Generic[V]):
             credentials,
             view,
             refresh_at,
-            wall + (refresh_at - mono),
             mono,
             wall,
             attempt_at,
@@ -580,11 +580,7 @@ class RefreshingCredentials(Generic[V]):
     def _callers_take_over(self) -> None:
         snap = self._snapshot
         if snap is not None:
-            self._snapshot = replace(
-                snap,
-                refresh_at=snap.attempt_at,
-                wall_refresh_at=snap.wall_refresh_at - (snap.refresh_at - snap.attempt_at),
-            )
+            self._snapshot = replace(snap, refresh_at=snap.attempt_at)
 
     # -- prefetch thread -------------------------------------------------------------------------
 
@@ -643,6 +639,59 @@ def _prefetch_loop(ref: weakref.ref[RefreshingCredentials[Any]], stop: threading
         del engine
         if wait > 0:
             stop.wait(wait)
+
+
+class _ClockWatcher:
+    """One daemon thread per process: compares each engine's two clocks every couple of seconds.
+
+    It is how a suspend is noticed without a second clock read on every call: its own sleep is on
+    the monotonic clock, so it wakes within its interval of the host's resume, sees the wall clock
+    far ahead, and moves the engines' deadlines; the next read then refreshes. It holds engines
+    weakly and ends when none is left.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._engines: weakref.WeakSet[RefreshingCredentials[Any]] = weakref.WeakSet()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, engine: RefreshingCredentials[Any]) -> None:
+        with self._lock:
+            self._engines.add(engine)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="imdscreds-clock-watch", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                engines = list(self._engines)
+                if not engines:
+                    self._thread = None
+                    return
+            interval = min(engine._watch_every for engine in engines)
+            for engine in engines:
+                try:
+                    engine._watch_clocks()
+                except Exception:  # a broken clock of one engine must not stop the others'
+                    log.debug("Comparing an engine's clocks failed.", exc_info=True)
+            del engines, engine
+            time.sleep(interval)
+
+    def _after_fork_in_child(self) -> None:
+        # The thread was not copied (the lock may have been held by it); the engines were, and
+        # the next watch() starts a thread for them all.
+        self._lock = threading.Lock()
+        self._thread = None
+
+
+_WATCHER = _ClockWatcher()
+_forksafe.track(_WATCHER)
 
 
 def _identity(credentials: RoleCredentials) -> RoleCredentials:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import select
 import socket
 import threading
 import time
@@ -96,7 +97,8 @@ def send(
     ``label`` (``"GET /path"``) names the request in errors.
     """
     request = requests.Request(method, url, headers={"User-Agent": USER_AGENT, **headers})
-    exchange = _Exchange(time.monotonic() + timeout)
+    started = time.monotonic()
+    exchange = _Exchange(started + timeout, started + 2 * timeout)
     _CURRENT.exchange = exchange
     try:
         try:
@@ -144,10 +146,11 @@ def send(
 
 
 class _Alarm:
-    __slots__ = ("cancelled", "deadline", "exchange", "sock")
+    __slots__ = ("cancelled", "deadline", "exchange", "latest", "sock")
 
     def __init__(self, deadline: float, sock: socket.socket, exchange: _Exchange) -> None:
         self.deadline = deadline
+        self.latest = exchange.latest
         self.sock = sock
         self.exchange = exchange
         self.cancelled = False
@@ -156,10 +159,11 @@ class _Alarm:
 class _Exchange:
     """One request's deadline and the sockets it armed the watchdog with."""
 
-    __slots__ = ("alarms", "deadline", "timed_out")
+    __slots__ = ("alarms", "deadline", "latest", "timed_out")
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, latest: float) -> None:
         self.deadline = deadline
+        self.latest = latest  # the deadline's end even for a reader that is behind (see _Watchdog)
         self.alarms: list[_Alarm] = []
         self.timed_out = False
 
@@ -191,6 +195,10 @@ class _Watchdog:
 
     Shutting a socket down wakes a thread blocked reading it, which then sees the connection
     closed. The thread starts with the first exchange and waits on a condition between them.
+
+    An exchange whose socket holds unread bytes at its deadline is not the server's fault: its
+    reader is behind (a busy process whose threads wait for the GIL), so it gets a little longer,
+    up to twice its timeout. A reader waiting on the server has read all there is.
     """
 
     def __init__(self) -> None:
@@ -225,6 +233,11 @@ class _Watchdog:
                     self._cond.wait(wait)
                     continue
                 alarm = heapq.heappop(self._heap)[2]
+                now = time.monotonic()
+                if now < alarm.latest and _unread(alarm.sock):
+                    alarm.deadline = min(now + _READER_GRACE, alarm.latest)
+                    heapq.heappush(self._heap, (alarm.deadline, next(self._order), alarm))
+                    continue
                 alarm.exchange.timed_out = True
                 # Already closed means the exchange ended just as its time ran out.
                 with contextlib.suppress(OSError):
@@ -233,6 +246,22 @@ class _Watchdog:
     def _after_fork_in_child(self) -> None:
         # The parent's thread was not copied; the condition may have been held by it.
         self._reset()
+
+
+_READER_GRACE = 0.05
+
+
+def _unread(sock: socket.socket) -> bool:
+    """Whether bytes (or the peer's close) wait on the socket that its reader has not read yet."""
+    # A zero-timeout poll: a recv with MSG_PEEK would first wait out the socket's own timeout.
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):  # closed meanwhile: nothing left to wait for
+        return False
 
 
 _WATCHDOG = _Watchdog()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import gc
+import ipaddress
 import json
 import re
 import socket
@@ -17,9 +19,17 @@ from typing import Any
 
 import pytest
 import requests
+from botocore.utils import InstanceMetadataRegionFetcher
 
 import imdscreds.testing
-from imdscreds.testing import SCENARIO_DESCRIPTIONS, SCENARIOS, FakeClock, FakeIMDS
+from imdscreds.testing import (
+    SCENARIO_DESCRIPTIONS,
+    SCENARIOS,
+    FakeClock,
+    FakeIMDS,
+    FakeIMDSBindError,
+    RequestRecord,
+)
 
 TOKEN = "/latest/api/token"
 TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
@@ -543,13 +553,16 @@ def test_whole_service_failures_answer_every_request_alike(
     assert get(http, imds, "/latest/meta-data/instance-id").status_code == status
 
 
-def test_imds_disabled_answers_403_with_an_empty_body(
+def test_imds_disabled_answers_403_with_the_xhtml_error_page_like_other_errors(
     make_imds: Make, http: requests.Session
 ) -> None:
-    response = put_token(http, make_imds(scenario="imds-disabled"))
+    imds = make_imds(scenario="imds-disabled")
 
-    assert response.status_code == 403
-    assert response.content == b""
+    for response in (put_token(http, imds), get(http, imds, "/latest/meta-data/instance-id")):
+        assert response.status_code == 403
+        assert response.headers["Content-Type"] == "text/html"
+        assert "<title>403 - Forbidden</title>" in response.text
+        assert response.text.startswith('<?xml version="1.0" encoding="iso-8859-1"?>')
 
 
 def test_malformed_serves_a_credentials_body_that_is_not_json(
@@ -912,11 +925,96 @@ def test_public_names_of_imdscreds_testing() -> None:
     assert sorted(imdscreds.testing.__all__) == [
         "FakeClock",
         "FakeIMDS",
+        "FakeIMDSBindError",
         "NonLoopbackConnectionError",
+        "RequestRecord",
         "SCENARIOS",
         "SCENARIO_DESCRIPTIONS",
         "block_non_loopback",
     ]
+
+
+def test_plugin_fixtures_carry_the_imdscreds_prefix_and_the_short_names_alias_them(
+    imdscreds_fake_imds: FakeIMDS,
+    fake_imds: FakeIMDS,
+    imdscreds_fake_clock: FakeClock,
+    fake_clock: FakeClock,
+    imdscreds_fake_imds_factory: Make,
+    fake_imds_factory: Make,
+    http: requests.Session,
+) -> None:
+    assert fake_imds is imdscreds_fake_imds
+    assert fake_clock is imdscreds_fake_clock
+    assert fake_imds_factory is imdscreds_fake_imds_factory
+    assert get(http, imdscreds_fake_imds, EXTENDED).text == ROLE
+    made = imdscreds_fake_imds_factory(clock=imdscreds_fake_clock, scenario="legacy-only")
+    assert made.clock is imdscreds_fake_clock
+    assert get(http, made, EXTENDED).status_code == 404
+
+
+# -- listening and watching ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def test_a_busy_port_is_an_oserror_naming_the_port_and_the_cause(busy_port: int) -> None:
+    imds = FakeIMDS(port=busy_port)
+
+    with pytest.raises(FakeIMDSBindError) as caught:
+        imds.start()
+
+    error = caught.value
+    assert isinstance(error, OSError)
+    assert error.errno == errno.EADDRINUSE
+    assert error.port == busy_port
+    assert str(error) == (
+        f"the fake IMDS cannot listen on 127.0.0.1:{busy_port}: the address is already in use "
+        "(another process listens on that port); choose another port, or port 0 for any free one"
+    )
+    # Nothing half-started is left behind: the same object starts once the port is free.
+    assert repr(imds) == "FakeIMDS(stopped, scenario='healthy')"
+
+
+def test_a_busy_port_leaks_no_socket(busy_port: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        for _ in range(3):
+            with pytest.raises(FakeIMDSBindError):
+                FakeIMDS(port=busy_port).start()
+        gc.collect()
+
+
+def test_on_request_reports_each_request_and_whether_a_token_came_never_the_token(
+    make_imds: Make, http: requests.Session
+) -> None:
+    seen: list[RequestRecord] = []
+    imds = make_imds(on_request=seen.append, v1_allowed=False, scenario="legacy-only")
+    token = token_of(http, imds)
+    get(http, imds, EXTENDED, token)
+    get(http, imds, LEGACY, token)
+    get(http, imds, LEGACY)
+
+    assert [(r.method, r.path, r.status, r.action, r.token_sent) for r in seen] == [
+        ("PUT", TOKEN, 200, "respond", False),
+        ("GET", EXTENDED, 404, "respond", True),
+        ("GET", LEGACY, 200, "respond", True),
+        ("GET", LEGACY, 401, "respond", False),
+    ]
+    assert all(token not in repr(record) for record in seen)
+    assert all(record.time.tzinfo is not None for record in seen)
+
+
+def test_on_request_reports_a_held_request_without_a_status(make_imds: Make) -> None:
+    seen: list[RequestRecord] = []
+    imds = make_imds(on_request=seen.append, scenario="hop-limit")
+    with _hold_a_token_put(imds):
+        assert [(r.path, r.status, r.action) for r in seen] == [(TOKEN, None, "hold")]
 
 
 def test_concurrent_clients_are_all_served_and_counted(fake_imds: FakeIMDS) -> None:
@@ -939,3 +1037,139 @@ def test_concurrent_clients_are_all_served_and_counted(fake_imds: FakeIMDS) -> N
 
     assert statuses == Counter({200: 320})
     assert fake_imds.count(EXTENDED + ROLE) == 320
+
+
+# -- the meta-data tree as other SDKs read it -------------------------------------------------------
+# The shapes are those of the EC2 user guide's "Instance metadata categories" table: ids with their
+# prefixes, an Availability Zone that is its region plus a letter, listings one entry a line with
+# subdirectories ending in ``/``. Each path is read with a token, as an IMDSv2 client does.
+
+META = "/latest/meta-data/"
+
+
+def read(http: requests.Session, imds: FakeIMDS, path: str) -> requests.Response:
+    return get(http, imds, path, token_of(http, imds))
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 4
+    except ValueError:
+        return False
+
+
+# (path under /latest/meta-data/, what the documentation says the value looks like)
+DOCUMENTED_SHAPES: list[tuple[str, Callable[[str], bool]]] = [
+    ("ami-id", re.compile(r"ami-[0-9a-f]{8,17}").fullmatch),
+    ("ami-launch-index", str.isdigit),
+    ("ami-manifest-path", lambda v: v == "(unknown)" or "/" in v),
+    (
+        "hostname",
+        re.compile(r"ip-\d+-\d+-\d+-\d+\.(ec2|[a-z]{2}-[a-z]+-\d\.compute)\.internal").fullmatch,
+    ),
+    ("instance-id", re.compile(r"i-[0-9a-f]{8,17}").fullmatch),
+    ("instance-life-cycle", lambda v: v in ("on-demand", "spot", "scheduled", "capacity-block")),
+    ("instance-type", re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+").fullmatch),
+    ("local-hostname", re.compile(r"ip-\d+-\d+-\d+-\d+\.[a-z0-9.-]+\.internal").fullmatch),
+    ("local-ipv4", _is_ipv4),
+    ("mac", re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}").fullmatch),
+    ("placement/availability-zone", re.compile(r"[a-z]{2}-[a-z]+-\d[a-z]").fullmatch),
+    ("placement/availability-zone-id", re.compile(r"[a-z]{3,5}\d-az\d+").fullmatch),
+    ("placement/region", re.compile(r"[a-z]{2}-[a-z]+-\d").fullmatch),
+    ("profile", lambda v: v in ("default-hvm", "default-paravirtual")),
+    ("reservation-id", re.compile(r"r-[0-9a-f]{8,17}").fullmatch),
+    ("security-groups", lambda v: bool(v) and all(line.strip() for line in v.split("\n"))),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "shape"), DOCUMENTED_SHAPES, ids=[p for p, _ in DOCUMENTED_SHAPES]
+)
+def test_metadata_leaf_has_the_documented_shape(
+    fake_imds: FakeIMDS, http: requests.Session, path: str, shape: Callable[[str], bool]
+) -> None:
+    response = read(http, fake_imds, META + path)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain"
+    assert shape(response.text), f"{path}: {response.text!r}"
+
+
+def test_metadata_listing_is_one_entry_a_line_and_every_entry_answers(
+    fake_imds: FakeIMDS, http: requests.Session
+) -> None:
+    listing = read(http, fake_imds, META).text.split("\n")
+
+    assert {"ami-id", "instance-id", "iam/", "placement/", "local-ipv4"} <= set(listing)
+    assert {path for path, _ in DOCUMENTED_SHAPES if "/" not in path} <= set(listing)
+    for entry in listing:
+        assert entry == entry.strip()
+        assert read(http, fake_imds, META + entry).status_code == 200, entry
+
+
+def test_the_listing_without_its_trailing_slash_is_the_same(
+    fake_imds: FakeIMDS, http: requests.Session
+) -> None:
+    assert read(http, fake_imds, "/latest/meta-data").text == read(http, fake_imds, META).text
+
+
+def test_placement_lists_zone_zone_id_and_region(
+    fake_imds: FakeIMDS, http: requests.Session
+) -> None:
+    listing = read(http, fake_imds, META + "placement/").text
+
+    assert listing.split("\n") == ["availability-zone", "availability-zone-id", "region"]
+
+
+def test_iam_lists_info_and_the_credentials_directory(
+    fake_imds: FakeIMDS, http: requests.Session
+) -> None:
+    assert read(http, fake_imds, META + "iam/").text.split("\n") == [
+        "info",
+        "security-credentials/",
+    ]
+
+
+def test_without_an_instance_profile_there_is_no_iam_category(
+    make_imds: Make, http: requests.Session
+) -> None:
+    imds = make_imds(scenario="no-profile")
+
+    assert "iam/" not in read(http, imds, META).text.split("\n")
+    response = read(http, imds, META + "iam/")
+    assert response.status_code == 404
+    assert "<title>404 - Not Found</title>" in response.text
+
+
+def test_an_unknown_category_is_the_404_page(fake_imds: FakeIMDS, http: requests.Session) -> None:
+    response = read(http, fake_imds, META + "no-such-category")
+
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "text/html"
+
+
+def test_the_leaves_agree_with_the_identity_document(
+    make_imds: Make, http: requests.Session
+) -> None:
+    imds = make_imds(region="ap-northeast-1", instance_id="i-0fedcba9876543210")
+    document = read(http, imds, "/latest/dynamic/instance-identity/document").json()
+
+    assert read(http, imds, META + "instance-id").text == document["instanceId"]
+    assert read(http, imds, META + "placement/region").text == document["region"]
+    assert (
+        read(http, imds, META + "placement/availability-zone").text == document["availabilityZone"]
+    )
+    assert read(http, imds, META + "placement/availability-zone-id").text == "apne1-az1"
+    assert read(http, imds, META + "instance-type").text == document["instanceType"]
+    assert read(http, imds, META + "local-ipv4").text == document["privateIp"]
+    assert read(http, imds, META + "ami-id").text == document["imageId"]
+    assert read(http, imds, META + "hostname").text.endswith(".ap-northeast-1.compute.internal")
+
+
+def test_botocore_finds_the_region_through_the_availability_zone(make_imds: Make) -> None:
+    # What botocore does for defaults_mode=auto: PUT a token, GET placement/availability-zone/.
+    imds = make_imds(region="eu-west-1")
+    fetcher = InstanceMetadataRegionFetcher(base_url=imds.endpoint + "/", timeout=5)
+
+    assert fetcher.retrieve_region() == "eu-west-1"
+    assert imds.count(META + "placement/availability-zone/") == 1

@@ -22,12 +22,13 @@ import pytest
 import requests
 
 from imdscreds import cli
-from imdscreds.clock import Clock
+from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
 from imdscreds.errors import IMDSUnreachableError, TokenError
 from imdscreds.imds import IMDSClient
 from imdscreds.policy import RefreshPolicy
+from imdscreds.provider import IMDSRefreshableCredentials
 from imdscreds.refresh import RefreshingCredentials
 from imdscreds.testing import FakeClock, FakeIMDS
 from tests.scripted_server import CountingListener, TrickleServer, elapsed, http_response
@@ -308,10 +309,22 @@ def test_a_host_suspended_8_hours_refreshes_at_the_next_read(
     true_clock: FakeClock, rotating_imds: FakeIMDS
 ) -> None:
     creds = engine_for(rotating_imds.endpoint, clock=true_clock)
-    seconds = expired_seconds(
-        creds, true_clock, 24, at={HOUR: lambda: true_clock.suspend(8 * HOUR)}
+    noticed: list[float] = []
+
+    def suspend() -> None:
+        true_clock.suspend(8 * HOUR)  # monotonic stands still: only the wall clock says so
+        started = time.monotonic()
+        # The process's clock watcher looks every couple of seconds on the system clock (at once
+        # on a fake one); until it has, a read in that moment would still get the old set.
+        while not creds.refresh_due() and elapsed(started) < 5:
+            time.sleep(0.001)
+        noticed.append(elapsed(started))
+
+    seconds = expired_seconds(creds, true_clock, 24, at={HOUR: suspend})
+    print(
+        f"suspended 8 h: {seconds / HOUR:.1f} h of expired hand-outs; the watcher noticed in "
+        f"{noticed[0] * 1000:.0f} ms (real)"
     )
-    print(f"suspended 8 h: {seconds / HOUR:.1f} h of expired hand-outs")
     assert seconds == 0
 
 
@@ -378,3 +391,133 @@ def test_credentials_command_extends_credentials_imds_hands_out_expired(
     assert served.access_key_id in err
     assert served.secret_access_key not in err
     assert served.token not in err
+
+
+# -- stress: 64 threads through rotations ---------------------------------------------------------
+
+
+def _hammer(
+    credentials: IMDSRefreshableCredentials,
+    clock: Clock,
+    issued: Callable[[], list[RoleCredentials]],
+    *,
+    threads: int,
+    keep_going: Callable[[], bool],
+) -> dict[str, int]:
+    """``threads`` callers of get_frozen_credentials() while ``keep_going()``; what went wrong."""
+    figures = {"calls": 0, "errors": 0, "mixed": 0, "expired": 0}
+    lock = threading.Lock()
+    seen: set[tuple[str, str, str]] = set()
+
+    def caller() -> None:
+        mine = dict.fromkeys(figures, 0)
+        triples: set[tuple[str, str, str]] = set()
+        expired_keys: list[tuple[str, datetime]] = []
+        while keep_going():
+            before = clock.now()
+            try:
+                frozen = credentials.get_frozen_credentials()
+            except Exception:  # every exception is a failure of the run
+                mine["errors"] += 1
+                continue
+            mine["calls"] += 1
+            triples.add((frozen.access_key, frozen.secret_key, frozen.token))
+            expired_keys.append((frozen.access_key, before))
+        by_key = {c.access_key_id: c for c in issued()}
+        for key, secret, token in triples:
+            match = by_key.get(key)
+            if match is None or (match.secret_access_key, match.token) != (secret, token):
+                mine["mixed"] += 1
+        # Expired at the instant of the call: the set's expiry is before the clock read ahead of it.
+        mine["expired"] = sum(1 for key, at in expired_keys if by_key[key].expiration <= at)
+        with lock:
+            seen.update(triples)
+            for name, value in mine.items():
+                figures[name] += value
+
+    workers = [threading.Thread(target=caller) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    figures["sets"] = len({key for key, _, _ in seen})
+    return figures
+
+
+def _credentials_gets(imds: FakeIMDS) -> int:
+    return sum(
+        count
+        for (method, path), count in imds.requests.items()
+        if method == "GET" and path.rstrip("/").count("/") == 5
+    )
+
+
+def test_64_threads_through_24_fake_hours_of_rotations(true_clock: FakeClock) -> None:
+    imds = FakeIMDS(clock=true_clock).start()  # 6 h credentials, a new set every hour
+    try:
+        config = IMDSConfig.resolve(endpoint=imds.endpoint, timeout=5)  # see the test below
+        client = IMDSClient(config, clock=true_clock)
+        credentials = IMDSRefreshableCredentials(
+            RoleCredentialsFetcher(client).fetch, clock=true_clock, client=client
+        )
+        end = true_clock.now() + timedelta(hours=24)
+        stop = threading.Event()
+
+        def drive() -> None:
+            while true_clock.now() < end:
+                true_clock.advance(30.0)
+                time.sleep(0.001)
+            stop.set()
+
+        driver = threading.Thread(target=drive)
+        driver.start()
+        figures = _hammer(
+            credentials,
+            true_clock,
+            lambda: imds.issued_credentials,
+            threads=64,
+            keep_going=lambda: not stop.is_set(),
+        )
+        driver.join(60)
+        gets = _credentials_gets(imds)
+    finally:
+        imds.stop()
+    print(f"64 threads, 24 fake hours: {figures}; credentials GETs {gets}")
+    assert figures["calls"] > 0
+    assert figures["errors"] == figures["mixed"] == figures["expired"] == 0
+    assert gets == figures["sets"]  # one credentials GET per set handed out: per rotation
+
+
+def test_64_threads_through_rotations_of_short_lived_credentials_on_the_real_clock() -> None:
+    # 6 s credentials, a new set every 2 s: a rotation every few seconds of real time.
+    imds = FakeIMDS(validity=6.0, rotation=2.0).start()
+    try:
+        policy = RefreshPolicy(
+            advisory_window=3.0,
+            mandatory_window=1.0,
+            advisory_jitter=0.5,
+            retry_backoff=(1.0, 2.0),
+            stale_extension=(1.0, 2.0),
+        )
+        # FakeIMDS runs in this process, so its thread competes for the GIL with 64 busy callers:
+        # a generous timeout keeps a starved server from turning into a retry (a second GET).
+        config = IMDSConfig.resolve(endpoint=imds.endpoint, timeout=5)
+        client = IMDSClient(config)
+        credentials = IMDSRefreshableCredentials(
+            RoleCredentialsFetcher(client).fetch, policy=policy, client=client
+        )
+        stop = time.monotonic() + 12.0
+        figures = _hammer(
+            credentials,
+            SYSTEM_CLOCK,
+            lambda: imds.issued_credentials,
+            threads=64,
+            keep_going=lambda: time.monotonic() < stop,
+        )
+        gets = _credentials_gets(imds)
+    finally:
+        imds.stop()
+    print(f"64 threads, 12 real seconds: {figures}; credentials GETs {gets}")
+    assert figures["sets"] >= 3
+    assert figures["errors"] == figures["mixed"] == figures["expired"] == 0
+    assert gets == figures["sets"]

@@ -4,13 +4,20 @@
 or broken in one of the ways named in ``SCENARIOS``; ``FakeClock`` drives its rotation and token
 expiry (and the code under test) through simulated time; ``block_non_loopback`` makes sure nothing
 reaches the real IMDS or any other host. Installing imdscreds registers a pytest plugin with the
-fixtures ``fake_imds``, ``fake_imds_factory`` and ``fake_clock``.
+fixtures ``imdscreds_fake_imds``, ``imdscreds_fake_imds_factory`` and ``imdscreds_fake_clock``
+(also under the short names ``fake_imds``, ``fake_imds_factory`` and ``fake_clock``).
 """
 
 from __future__ import annotations
 
 from imdscreds.testing.clock import FakeClock
-from imdscreds.testing.fake_imds import SCENARIO_DESCRIPTIONS, SCENARIOS, FakeIMDS
+from imdscreds.testing.fake_imds import (
+    SCENARIO_DESCRIPTIONS,
+    SCENARIOS,
+    FakeIMDS,
+    FakeIMDSBindError,
+    RequestRecord,
+)
 from imdscreds.testing.guard import NonLoopbackConnectionError, block_non_loopback
 
 __all__ = [
@@ -18,6 +25,8 @@ __all__ = [
     "SCENARIO_DESCRIPTIONS",
     "FakeClock",
     "FakeIMDS",
+    "FakeIMDSBindError",
     "NonLoopbackConnectionError",
+    "RequestRecord",
     "block_non_loopback",
 ]

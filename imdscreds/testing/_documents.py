@@ -10,6 +10,7 @@ from http import HTTPStatus
 from typing import Any
 
 from imdscreds.credentials import format_timestamp
+from imdscreds.testing import _metadata as metadata
 
 __all__ = [
     "code_document",
@@ -145,16 +146,16 @@ def identity_document(
         {
             "accountId": account_id,
             "architecture": "x86_64",
-            "availabilityZone": f"{region}a",
+            "availabilityZone": metadata.availability_zone(region),
             "billingProducts": None,
             "devpayProductCodes": None,
             "marketplaceProductCodes": None,
-            "imageId": "ami-0abcdef1234567890",
+            "imageId": metadata.AMI_ID,
             "instanceId": instance_id,
-            "instanceType": "t3.micro",
+            "instanceType": metadata.INSTANCE_TYPE,
             "kernelId": None,
             "pendingTime": format_timestamp(pending_time),
-            "privateIp": "10.0.0.12",
+            "privateIp": metadata.PRIVATE_IP,
             "ramdiskId": None,
             "region": region,
             "version": "2017-09-30",

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from email.message import Message
 
 from imdscreds.testing import _documents as documents
+from imdscreds.testing import _metadata as metadata
 from imdscreds.testing._issuer import IssuedSet
 from imdscreds.testing._server import Reply
 
@@ -37,8 +38,7 @@ LEGACY_PATH = "/latest/meta-data/iam/security-credentials"
 EXTENDED_PATH = "/latest/meta-data/iam/security-credentials-extended"
 INFO_PATH = "/latest/meta-data/iam/info"
 IDENTITY_PATH = "/latest/dynamic/instance-identity/document"
-INSTANCE_ID_PATH = "/latest/meta-data/instance-id"
-REGION_PATH = "/latest/meta-data/placement/region"
+METADATA_PATH = "/latest/meta-data"
 
 _TTL_PATTERN = re.compile(r"[0-9]+")
 _NO_ROLE = frozenset({"no-profile", "profile-without-role"})
@@ -112,7 +112,7 @@ def respond(
     if scenario == "blackhole":
         return Reply(action="hold")
     if scenario == "imds-disabled":
-        return Reply(status=403)
+        return error(403)
     if scenario == "server-error":
         return error(500)
     if scenario == "throttled":
@@ -166,11 +166,21 @@ def _route(path: str, view: View) -> Reply:
                 pending_time=view.launched,
             )
         )
-    if path == INSTANCE_ID_PATH:
-        return _text(view.instance_id)
-    if path == REGION_PATH:
-        return _text(view.region)
+    if path == METADATA_PATH or path.startswith(METADATA_PATH + "/"):
+        return _metadata(path[len(METADATA_PATH) :], view)
     return error(404)
+
+
+def _metadata(relative: str, view: View) -> Reply:
+    tree = metadata.metadata_tree(
+        instance_id=view.instance_id,
+        region=view.region,
+        with_iam=view.scenario != "no-profile",
+    )
+    node = metadata.lookup(tree, relative)
+    if node is None:
+        return error(404)
+    return _text(metadata.listing(node) if isinstance(node, dict) else node)
 
 
 def _credentials(role: str, view: View, *, extended_path: bool) -> Reply:

@@ -5,7 +5,10 @@ from __future__ import annotations
 __all__ = ["SCENARIOS", "SCENARIO_DESCRIPTIONS"]
 
 SCENARIO_DESCRIPTIONS: dict[str, str] = {
-    "healthy": "an instance with a role: tokens, role lists and rotating credentials all work",
+    "healthy": (
+        "an instance with a role, as EC2 launches one by default: tokens, role lists and "
+        "rotating credentials work, and IMDSv1 is still allowed"
+    ),
     "no-profile": "no instance profile attached: role lists, credentials and iam/info answer 404",
     "profile-without-role": (
         "an instance profile without a role: role lists 404, iam/info says InvalidInstanceProfile"

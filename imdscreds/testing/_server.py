@@ -126,8 +126,14 @@ class Server(ThreadingHTTPServer):
         self.errors: list[str] = []
         self._connections: dict[socket.socket, threading.Thread] = {}
         self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        # Made before binding: a failed bind calls server_close(), which closes these too.
         self._wake_reader, self._wake_writer = socket.socketpair()
+        try:
+            super().__init__(address, _Handler)
+        except BaseException:
+            self._wake_reader.close()
+            self._wake_writer.close()
+            raise
 
     def serve(self) -> None:
         """Accept connections until ``stop_serving()``.

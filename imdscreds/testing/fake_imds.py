@@ -11,12 +11,14 @@ It binds loopback only (127.0.0.1 or ::1) and never connects anywhere.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import math
 import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from email.message import Message
@@ -30,7 +32,14 @@ from imdscreds.testing._issuer import CredentialIssuer, IssuedSet, Terms
 from imdscreds.testing._scenarios import SCENARIO_DESCRIPTIONS, SCENARIOS
 from imdscreds.testing._server import Reply, Server
 
-__all__ = ["SCENARIOS", "SCENARIO_DESCRIPTIONS", "FakeIMDS", "LogEntry"]
+__all__ = [
+    "SCENARIOS",
+    "SCENARIO_DESCRIPTIONS",
+    "FakeIMDS",
+    "FakeIMDSBindError",
+    "LogEntry",
+    "RequestRecord",
+]
 
 # A held request (hop-limit, blackhole) is released when the server stops, or after this long.
 HOLD_LIMIT = 60.0
@@ -38,6 +47,49 @@ _STOP_TIMEOUT = 5.0
 
 LogEntry = tuple[float, str, str, int | None]
 """``(monotonic time, method, path, status)``; status is None when no response was written."""
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as ``FakeIMDS(on_request=...)`` reports it: what a client did, never the token."""
+
+    time: datetime
+    """Wall-clock time of arrival, on the fake's clock."""
+    method: str
+    path: str
+    """The path without its query string."""
+    status: int | None
+    """The status answered; None when the connection was dropped or the request held."""
+    action: str
+    """``respond``, ``drop`` (closed without an answer) or ``hold`` (never answered)."""
+    token_sent: bool
+    """Whether the request carried an ``X-aws-ec2-metadata-token`` header (its value is not kept)."""
+
+
+_BIND_CAUSES = {
+    errno.EADDRINUSE: "the address is already in use (another process listens on that port)",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+    errno.EADDRNOTAVAIL: "the address is not available on this host",
+    errno.EAFNOSUPPORT: "this host has no IPv6 (the address family is not supported)",
+}
+
+
+class FakeIMDSBindError(OSError):
+    """``FakeIMDS.start()`` could not listen on its address; the message names the port and why."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.host = host
+        self.port = port
+        reason = _BIND_CAUSES.get(cause.errno or 0, cause.strerror or str(cause))
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.message = (
+            f"the fake IMDS cannot listen on {where}: {reason}; "
+            "choose another port, or port 0 for any free one"
+        )
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass
@@ -76,6 +128,9 @@ class FakeIMDS:
     ``date_offset`` (seconds added to the Date header, to fake clock skew) and ``throttle`` (answer
     429 to every request beyond that many in one second of the clock, as IMDS throttles an
     instance; None, the default, never throttles; ``throttled`` counts those 429s).
+
+    ``on_request`` is called from the server's threads with a ``RequestRecord`` for every request,
+    as it is answered (``imdscreds fake-imds`` prints them); it must not block.
     """
 
     def __init__(
@@ -94,6 +149,7 @@ class FakeIMDS:
         extended: bool = True,
         v1_allowed: bool = True,
         max_token_ttl: int = 21600,
+        on_request: Callable[[RequestRecord], None] | None = None,
     ) -> None:
         self._family = _loopback_family(host)
         if not 0 <= port <= 65535:
@@ -120,6 +176,7 @@ class FakeIMDS:
         self._throttle_second = -1
         self._throttle_used = 0
         self.date_offset = 0.0
+        self.on_request = on_request
 
         self._port = port
         self._clock: Clock = SYSTEM_CLOCK if clock is None else clock
@@ -146,14 +203,17 @@ class FakeIMDS:
             if self._server is not None:
                 raise RuntimeError(f"FakeIMDS is already running at {self.endpoint}")
             stopping = threading.Event()
-            server = Server(
-                (self.host, self._port),
-                family=self._family,
-                responder=self._respond,
-                date_header=self._http_date,
-                stopping=stopping,
-                hold_limit=HOLD_LIMIT,
-            )
+            try:
+                server = Server(
+                    (self.host, self._port),
+                    family=self._family,
+                    responder=self._respond,
+                    date_header=self._http_date,
+                    stopping=stopping,
+                    hold_limit=HOLD_LIMIT,
+                )
+            except OSError as exc:
+                raise FakeIMDSBindError(self.host, self._port, exc) from exc
             self._port = server.server_port
             thread = threading.Thread(
                 target=server.serve, name=f"FakeIMDS-{self._port}", daemon=True
@@ -362,6 +422,11 @@ class FakeIMDS:
                 )
             status = reply.status if reply.action == "respond" else None
             self._log.append((arrived, method, path, status))
+            on_request = self.on_request
+            wall = self._now() if on_request is not None else None
+        if on_request is not None and wall is not None:
+            token_sent = headers.get(protocol.TOKEN_HEADER) is not None
+            on_request(RequestRecord(wall, method, path, status, reply.action, token_sent))
         return replace(reply, delay=self.latency) if self.latency > 0 else reply
 
     def _view(self) -> protocol.View:

@@ -1,12 +1,16 @@
 """The pytest plugin imdscreds installs (entry point ``pytest11``): fixtures, nothing autouse.
 
-- ``fake_imds``: a started ``FakeIMDS`` on the real clock (healthy; switch ``.scenario`` in the
-  test), stopped after the test.
-- ``fake_imds_factory``: ``make(**kwargs)`` builds and starts a ``FakeIMDS`` with any constructor
-  arguments (a ``FakeClock``, a scenario ...); every one made is stopped after the test.
-- ``fake_clock``: a fresh ``FakeClock``.
+- ``imdscreds_fake_imds``: a started ``FakeIMDS`` on the real clock (healthy; switch ``.scenario``
+  in the test), stopped after the test.
+- ``imdscreds_fake_imds_factory``: ``make(**kwargs)`` builds and starts a ``FakeIMDS`` with any
+  constructor arguments (a ``FakeClock``, a scenario ...); every one made is stopped after the test.
+- ``imdscreds_fake_clock``: a fresh ``FakeClock``.
 
-The ``fake_imds`` fixture uses the real clock on purpose: the credentials it serves must look
+The names carry the ``imdscreds_`` prefix so that they cannot collide with another plugin's
+``fake_clock``. The short names ``fake_imds``, ``fake_imds_factory`` and ``fake_clock`` stay as
+aliases; a project whose own fixture has one of those names overrides the alias alone.
+
+The fake IMDS fixture uses the real clock on purpose: the credentials it serves must look
 current to code that reads the real time. Pass a ``FakeClock`` through the factory when the test
 drives time itself.
 """
@@ -21,7 +25,14 @@ import pytest
 from imdscreds.testing.clock import FakeClock
 from imdscreds.testing.fake_imds import FakeIMDS
 
-__all__ = ["fake_clock", "fake_imds", "fake_imds_factory"]
+__all__ = [
+    "fake_clock",
+    "fake_imds",
+    "fake_imds_factory",
+    "imdscreds_fake_clock",
+    "imdscreds_fake_imds",
+    "imdscreds_fake_imds_factory",
+]
 
 
 def _stop_and_check(imds: FakeIMDS) -> None:
@@ -31,13 +42,13 @@ def _stop_and_check(imds: FakeIMDS) -> None:
 
 
 @pytest.fixture
-def fake_clock() -> FakeClock:
+def imdscreds_fake_clock() -> FakeClock:
     """A ``FakeClock`` at 2026-01-01T00:00:00Z, monotonic 1000.0."""
     return FakeClock()
 
 
 @pytest.fixture
-def fake_imds() -> Iterator[FakeIMDS]:
+def imdscreds_fake_imds() -> Iterator[FakeIMDS]:
     """A running, healthy ``FakeIMDS`` on 127.0.0.1 and the real clock."""
     imds = FakeIMDS().start()
     try:
@@ -47,7 +58,7 @@ def fake_imds() -> Iterator[FakeIMDS]:
 
 
 @pytest.fixture
-def fake_imds_factory() -> Iterator[Callable[..., FakeIMDS]]:
+def imdscreds_fake_imds_factory() -> Iterator[Callable[..., FakeIMDS]]:
     """``make(**kwargs) -> FakeIMDS``: started now, stopped after the test."""
     made: list[FakeIMDS] = []
 
@@ -64,3 +75,26 @@ def fake_imds_factory() -> Iterator[Callable[..., FakeIMDS]]:
         errors = [error for imds in made for error in imds.errors]
         if errors:
             pytest.fail("FakeIMDS failed internally:\n" + "\n".join(errors), pytrace=False)
+
+
+# The short names, kept for the suites that use them.
+
+
+@pytest.fixture
+def fake_clock(imdscreds_fake_clock: FakeClock) -> FakeClock:
+    """Alias of ``imdscreds_fake_clock``."""
+    return imdscreds_fake_clock
+
+
+@pytest.fixture
+def fake_imds(imdscreds_fake_imds: FakeIMDS) -> FakeIMDS:
+    """Alias of ``imdscreds_fake_imds``."""
+    return imdscreds_fake_imds
+
+
+@pytest.fixture
+def fake_imds_factory(
+    imdscreds_fake_imds_factory: Callable[..., FakeIMDS],
+) -> Callable[..., FakeIMDS]:
+    """Alias of ``imdscreds_fake_imds_factory``."""
+    return imdscreds_fake_imds_factory
