@@ -335,3 +335,21 @@ def test_a_broker_without_credentials_shows_botocore_users_the_cause_and_the_fix
     assert answer["error"].startswith("CredentialRetrievalError")
     assert "NoInstanceProfileError" in answer["error"]
     assert "Attach an instance profile" in answer["error"]
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_exit_2(fake_imds: FakeIMDS) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [*IMDSCREDS, "serve", "--endpoint", fake_imds.endpoint, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"imdscreds: error: Cannot listen on 127.0.0.1 port {port}")
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
