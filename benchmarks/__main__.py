@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import broker, report, scenarios, timeline
+from benchmarks import broker, report, scenarios, timeline, trust_policies
 from benchmarks.peers import IN_PROCESS_PEERS, available
 from benchmarks.scenarios import AnyPeer, Settings, Table
 from benchmarks.sdk_peer import PeerUnavailable, SdkPeer
@@ -33,8 +33,9 @@ SCENARIOS: dict[int, Callable[[list[AnyPeer], Settings], Table]] = {
     5: scenarios.outage,
     6: scenarios.throttling,
     7: scenarios.no_imds,
-    8: broker.answer_time,
-    9: broker.per_rotation,
+    8: trust_policies.trust_policies,
+    9: broker.answer_time,
+    10: broker.per_rotation,
 }
 
 
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     if broker_why_not is not None:
         print(f"Note: {broker_why_not}")
     for table in tables:
-        if table.number == 9 and broker_why_not is None:
+        if table.number == 10 and broker_why_not is None:
             link = os.path.relpath(broker_picture, output.parent)
             table.notes.append(
                 f"![IMDS requests per rotation, with and without the broker]({link})"

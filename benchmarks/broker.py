@@ -1,9 +1,9 @@
 """The broker's scenarios: how fast it answers, and what a host of N processes costs IMDS.
 
-8. Answer time: 32 client threads, each on its own keep-alive connection, GET the broker's
+9. Answer time: 32 client threads, each on its own keep-alive connection, GET the broker's
    credentials; beside them, in the same run, 32 threads GET the credentials document straight
    from FakeIMDS (with a session token), the request every SDK makes without a broker.
-9. IMDS requests per rotation: N processes of plain botocore (import, load credentials once),
+10. IMDS requests per rotation: N processes of plain botocore (import, load credentials once),
    started in waves of at most 32 so 128 fit on 2 cores, after each of a few rotations; without a
    broker each process asks IMDS itself; with one, they ask the broker. The broker runs in this
    process on a FakeClock shared with the FakeIMDS, advanced one rotation between waves, so the
@@ -85,7 +85,7 @@ def _quantiles(times: list[float]) -> tuple[float, float, float]:
 def answer_time(peers: list[AnyPeer], settings: Settings) -> Table:
     per_client = 50 if settings.quick else 300
     table = Table(
-        8,
+        9,
         "Broker answer time, 32 concurrent clients",
         f"{CLIENTS} threads, each with its own keep-alive connection, {per_client} GETs each, "
         "released together, in this process; the broker and the FakeIMDS share another process "
@@ -160,7 +160,7 @@ def per_rotation(peers: list[AnyPeer], settings: Settings) -> Table:
     sizes = (1, 8, 32) if settings.quick else (1, 8, 32, 128)
     rotations = 1 if settings.quick else 2
     table = Table(
-        9,
+        10,
         "IMDS requests per rotation for a host of N processes",
         f"N processes of plain botocore (import botocore, load credentials once through its "
         f"chain), started in waves of at most {WAVE}, once after each of {rotations} rotation(s) "
@@ -216,7 +216,7 @@ def per_rotation(peers: list[AnyPeer], settings: Settings) -> Table:
 
 def draw(tables: list[Table], path: Path) -> str | None:
     """The per-rotation picture; None, or why it was not drawn."""
-    found = [t for t in tables if t.number == 9]
+    found = [t for t in tables if t.number == 10]
     if not found:
         return None
     try:
@@ -236,7 +236,7 @@ def draw(tables: list[Table], path: Path) -> str | None:
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.set_xlabel("processes on the host")
     ax.set_ylabel("IMDS requests per rotation")
-    ax.set_title("9. IMDS requests per rotation", fontsize=10)
+    ax.set_title("10. IMDS requests per rotation", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     figure.tight_layout()

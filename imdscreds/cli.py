@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from imdscreds import cli_trust
 from imdscreds._version import __version__
 from imdscreds.config import IMDSConfig
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher, format_timestamp
@@ -134,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     add_fake_imds_command(commands)
+    cli_trust.register(commands)
     from imdscreds.cli_broker import add_commands
 
     add_commands(commands)

@@ -308,3 +308,43 @@ def test_runner_takes_its_dependencies_as_arguments(
     assert report["sts-identity"].status == "pass"
     assert admin in asked
     assert report.instance["imds_endpoint_source"] == "argument"
+
+
+def test_trust_policy_finding_shows_the_engines_verdict_for_a_trusting_role(
+    capsys: pytest.CaptureFixture[str], world: AwsWorld, imds: FakeIMDS
+) -> None:
+    serve_issued(imds, world.instance_role(ROLE, inline=self_read_policy(ROLE)))
+    world.enable_auth()
+    run = doctor(capsys, imds)
+    finding = run.finding("trust-policy")
+    assert finding["status"] == "pass"
+    assert (
+        "EC2 may assume this role: statement 1 allows ec2.amazonaws.com to call sts:AssumeRole."
+        in finding["detail"]
+    )
+
+
+def test_trust_policy_finding_says_why_a_non_trusting_role_keeps_ec2_out(
+    capsys: pytest.CaptureFixture[str],
+    world: AwsWorld,
+    imds: FakeIMDS,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    trust = ec2_trust()
+    trust["Statement"][0]["Condition"] = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    world.server.client("iam").create_role(
+        RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    credentials = tmp_path / "credentials"
+    admin = world.admin_profile(credentials)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    imds.scenario = "trust-policy"
+    world.enable_auth()
+    run = doctor(capsys, imds, "--iam-profile", admin)
+    finding = run.finding("trust-policy")
+    assert (run.code, finding["status"]) == (1, "fail")
+    # The naive reading (Service and Action match) would say EC2 gets in; the engine says why not.
+    assert "does not let ec2.amazonaws.com assume the role" in finding["detail"]
+    assert "Bool aws:MultiFactorAuthPresent: EC2's request cannot meet it" in finding["detail"]
+    assert run.report["role"]["trust_allows_ec2"] is False

@@ -19,6 +19,7 @@ from botocore.config import Config  # type: ignore[import-untyped,unused-ignore]
 
 from imdscreds.credentials import RoleCredentials
 from imdscreds.transport import parse_http_date
+from imdscreds.trust import explain_policy
 
 __all__ = [
     "AWS_TIMEOUT",
@@ -36,7 +37,6 @@ AWS_TIMEOUT = 2.0
 SessionFactory = Callable[[str | None], Any]
 """``factory(profile) -> botocore.session.Session``; ``None`` is botocore's default profile."""
 
-EC2_PRINCIPALS = frozenset({"ec2.amazonaws.com", "ec2.amazonaws.com.cn"})
 DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 # Not AWS error codes: what the doctor records when no answer came back at all.
 UNREACHABLE = "Unreachable"
@@ -162,30 +162,16 @@ def call(client: Any, operation: str, now: Callable[[], datetime], **params: Any
 
 
 def trust_allows_ec2(document: object) -> bool | None:
-    """Whether a trust policy lets ``ec2.amazonaws.com`` call ``sts:AssumeRole``; None if unreadable.
+    """Whether a trust policy lets ``ec2.amazonaws.com`` call ``sts:AssumeRole``; None if unknown.
 
-    An Allow statement must name the action (``sts:AssumeRole``, ``sts:*`` or ``*``) and the EC2
-    service principal (or ``*``); a matching Deny wins. Conditions are not evaluated: a statement
-    with one counts as allowing, because IMDS's own requests carry no keys a condition could test
-    for, and the doctor cannot guess the request context.
+    The trust engine decides (an explicit Deny wins, then an Allow; conditions EC2's request
+    cannot meet keep it out); None when the document cannot be read or a condition cannot be
+    judged offline.
     """
     if not isinstance(document, Mapping):
         return None
-    statements = document.get("Statement")
-    if isinstance(statements, Mapping):
-        statements = [statements]
-    if not isinstance(statements, list):
-        return None
-    allowed = False
-    for statement in statements:
-        if not isinstance(statement, Mapping) or not _names_ec2(statement):
-            continue
-        effect = statement.get("Effect")
-        if effect == "Deny":
-            return False
-        if effect == "Allow":
-            allowed = True
-    return allowed
+    verdict = explain_policy(document).verdict
+    return {"allowed": True, "unknown": None}.get(verdict, False)
 
 
 def _listed(value: object) -> list[str]:
@@ -194,19 +180,6 @@ def _listed(value: object) -> list[str]:
     if isinstance(value, list):
         return [item for item in value if isinstance(item, str)]
     return []
-
-
-def _names_ec2(statement: Mapping[str, Any]) -> bool:
-    actions = [action.lower() for action in _listed(statement.get("Action"))]
-    if not {"sts:assumerole", "sts:*", "*"} & set(actions):
-        return False
-    principal = statement.get("Principal")
-    if principal == "*":
-        return True
-    if not isinstance(principal, Mapping):
-        return False
-    services = _listed(principal.get("Service"))
-    return bool(EC2_PRINCIPALS & set(services)) or "*" in _listed(principal.get("AWS"))
 
 
 def trusted_principals(document: object) -> list[str]:

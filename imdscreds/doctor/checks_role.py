@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -18,6 +19,7 @@ from imdscreds.errors import (
     RoleNotFoundError,
     TrustPolicyError,
 )
+from imdscreds.trust import explain_policy
 
 __all__ = [
     "check_clock_skew",
@@ -173,10 +175,12 @@ def _trust_detail(ctx: Context) -> tuple[bool | None, str]:
     allows = aws.trust_allows_ec2(document)
     trusted = ", ".join(aws.trusted_principals(document)) or "no one"
     verdict = {True: "lets", False: "does not let", None: "cannot be judged whether it lets"}
+    # The same engine as `imdscreds trust explain`: which statement lets EC2 in, or why none does.
+    why = explain_policy(document).summary if isinstance(document, Mapping) else ""
     return allows, (
         f"The trust policy (read with {ctx.iam_reader}) trusts: {trusted}; it "
-        f"{verdict[allows]} ec2.amazonaws.com assume the role."
-    )
+        f"{verdict[allows]} ec2.amazonaws.com assume the role. {why}"
+    ).strip()
 
 
 def check_trust_policy(ctx: Context) -> Finding:

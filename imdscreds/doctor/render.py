@@ -12,11 +12,34 @@ import codecs
 import json
 import textwrap
 from collections.abc import Mapping
-from typing import TextIO
+from typing import Protocol, TextIO
 
-from imdscreds.doctor.findings import Finding, Report
+from imdscreds.doctor.findings import Report
 
-__all__ = ["can_encode_marks", "render_json", "render_text", "use_color"]
+__all__ = [
+    "can_encode_marks",
+    "finding_lines",
+    "printable",
+    "render_json",
+    "render_text",
+    "use_color",
+]
+
+
+class FindingLike(Protocol):
+    """What rendering needs of a finding: the doctor's and the trust findings both have it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def detail(self) -> str | None: ...
+    @property
+    def fix(self) -> str | None: ...
+
 
 _MARKS = {"pass": "✓", "warn": "!", "fail": "✗", "skip": "-"}
 _ASCII_MARKS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
@@ -51,6 +74,11 @@ def _clean(text: str) -> str:
     )
 
 
+def printable(text: str) -> str:
+    """Text from outside (a file, IMDS, AWS) made safe for a terminal: control characters escaped."""
+    return _clean(text)
+
+
 def _block(text: str, width: int) -> list[str]:
     lines: list[str] = []
     for line in _clean(text).splitlines():
@@ -74,7 +102,10 @@ def _paint(text: str, status: str, color: bool) -> str:
     return f"\x1b[{_COLORS[status]}m{text}\x1b[0m" if color else text
 
 
-def _finding_lines(finding: Finding, *, color: bool, unicode: bool, width: int) -> list[str]:
+def finding_lines(
+    finding: FindingLike, *, color: bool = False, unicode: bool = True, width: int = 100
+) -> list[str]:
+    """One finding's lines: mark, id, summary; the detail and fix under a failure or warning."""
     mark = (_MARKS if unicode else _ASCII_MARKS)[finding.status]
     head = (
         f"{_paint(mark, finding.status, color)} {finding.id:<{_ID_WIDTH}}{_clean(finding.summary)}"
@@ -121,7 +152,7 @@ def render_text(
     where = f"{endpoint} ({source})" if endpoint else "no valid IMDS endpoint"
     lines = [f"imdscreds doctor: IMDS at {where}", ""]
     for finding in report.findings:
-        lines.extend(_finding_lines(finding, color=color, unicode=unicode, width=width))
+        lines.extend(finding_lines(finding, color=color, unicode=unicode, width=width))
     status = "fail" if report.failed else "warn" if report.warnings else "pass"
     lines.extend(["", _paint(verdict(report), status, color)])
     text = "\n".join(lines)

@@ -1,0 +1,200 @@
+"""``imdscreds trust explain``: part of the command line (it prints), kept beside ``cli.py``.
+
+Exit codes: 0 when the principal may assume every role read and nothing failed; 1 otherwise; 2 for
+a usage error or input that cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imdscreds.trust import (
+    NOTE,
+    Request,
+    TerraformError,
+    TrustFinding,
+    explain_policy,
+    explain_role,
+    read_terraform,
+)
+
+__all__ = ["register"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+JSON_VERSION = 1
+
+
+def register(commands: Any) -> None:
+    """Add ``trust`` (with ``explain``) to the ``imdscreds`` subcommands."""
+    trust = commands.add_parser(
+        "trust",
+        help="explain a role's trust policy offline: may EC2 assume it, and why",
+        description="Explain trust (assume-role) policies offline, from JSON or Terraform.",
+    )
+    actions = trust.add_subparsers(title="actions", required=True, metavar="ACTION")
+    explain = actions.add_parser(
+        "explain",
+        help="say whether a principal may assume the role, and what to fix",
+        description="Say, for each trust policy (a JSON file, - for stdin) or aws_iam_role (in "
+        ".tf files or directories), whether the principal may call the action, which statement "
+        "decides it, and what to fix. Exit 0 when it may and nothing failed, 1 otherwise, 2 for "
+        "usage errors or unreadable input.",
+    )
+    explain.add_argument("paths", nargs="+", metavar="PATH", help="a .json, a .tf, a directory, -")
+    explain.add_argument(
+        "--principal", default="ec2.amazonaws.com", help="who asks (default ec2.amazonaws.com)"
+    )
+    explain.add_argument("--action", default="sts:AssumeRole", help="default sts:AssumeRole")
+    explain.add_argument("--json", action="store_true", help="print a JSON document instead")
+    explain.set_defaults(run=run_explain)
+
+
+@dataclass(frozen=True)
+class _Result:
+    source: str
+    role: str | None
+    verdict: str
+    summary: str
+    facts: tuple[str, ...]
+    findings: tuple[TrustFinding, ...]
+    statements: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "allowed" and not any(f.status == "fail" for f in self.findings)
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    return Path(path).read_text(encoding="utf-8")
+
+
+def _is_terraform(path: str) -> bool:
+    return path != "-" and (Path(path).is_dir() or path.endswith(".tf"))
+
+
+def _results(paths: Sequence[str], request: Request) -> list[_Result]:
+    results: list[_Result] = []
+    for path in paths:
+        if _is_terraform(path):
+            continue
+        explanation = explain_policy(_read_text(path), request)
+        document = explanation.to_json()
+        results.append(
+            _Result(
+                "stdin" if path == "-" else path,
+                None,
+                explanation.verdict,
+                explanation.summary,
+                (NOTE,) if explanation.allowed else (),
+                explanation.findings,
+                document["statements"],
+            )
+        )
+    terraform = [path for path in paths if _is_terraform(path)]
+    if terraform:
+        roles = read_terraform(terraform)
+        if not roles:
+            raise TerraformError(f"{', '.join(terraform)}: no aws_iam_role resource found")
+        for role in roles:
+            explained = explain_role(role, request)
+            results.append(
+                _Result(
+                    role.block.where,
+                    role.block.address,
+                    explained.explanation.verdict,
+                    explained.explanation.summary,
+                    (f"Trust policy: from {role.origin}.", *explained.facts),
+                    explained.findings,
+                    explained.explanation.to_json()["statements"],
+                )
+            )
+    return results
+
+
+def _text(results: list[_Result], request: Request, *, color: bool, unicode: bool) -> str:
+    from imdscreds.doctor.render import finding_lines, printable
+
+    lines = [f"imdscreds trust: may {request.principal} call {request.action}?"]
+    for result in results:
+        lines.append("")
+        # Names, Sids and paths come from the files read: escaped before they reach a terminal.
+        head = f"{result.role} ({result.source})" if result.role else result.source
+        lines.append(printable(head))
+        for sentence in (result.summary, *result.facts):
+            wrapped = textwrap.wrap(
+                printable(sentence), 98, initial_indent="  ", subsequent_indent="  "
+            )
+            lines.extend(wrapped)
+        if result.findings:
+            lines.append("")
+        for finding in result.findings:
+            lines.extend(finding_lines(finding, color=color, unicode=unicode))
+    allowed = sum(1 for result in results if result.verdict == "allowed")
+    failed = sum(1 for r in results for f in r.findings if f.status == "fail")
+    warned = sum(1 for r in results for f in r.findings if f.status == "warn")
+    noun = "role" if any(r.role for r in results) else "policy"
+    if len(results) != 1:
+        noun = "roles" if noun == "role" else "policies"
+    lines.append("")
+    lines.append(
+        f"Verdict: {request.principal} may assume {allowed} of {len(results)} {noun}; "
+        f"{failed} failed, {warned} warning{'' if warned == 1 else 's'}."
+    )
+    text = "\n".join(lines)
+    return text if unicode else text.encode("ascii", "replace").decode("ascii")
+
+
+def _json(results: list[_Result], request: Request) -> str:
+    return json.dumps(
+        {
+            "version": JSON_VERSION,
+            "principal": request.principal,
+            "action": request.action,
+            "ok": all(result.ok for result in results),
+            "results": [
+                {
+                    "source": result.source,
+                    "role": result.role,
+                    "verdict": result.verdict,
+                    "summary": result.summary,
+                    "facts": list(result.facts),
+                    "statements": result.statements,
+                    "findings": [finding.to_json() for finding in result.findings],
+                }
+                for result in results
+            ],
+        },
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """The ``trust explain`` command."""
+    from imdscreds.doctor.render import can_encode_marks, use_color
+
+    request = Request(principal=args.principal, action=args.action)
+    try:
+        results = _results(args.paths, request)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"imdscreds: error: cannot read {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (TerraformError, ImportError) as exc:
+        print(f"imdscreds: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(_json(results, request))
+    else:
+        color = use_color(sys.stdout, os.environ)
+        print(_text(results, request, color=color, unicode=can_encode_marks(sys.stdout)))
+    return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED

@@ -1,0 +1,100 @@
+"""Terraform modules under tests/trust_cases/, read by python-hcl2: each role's verdict and findings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from imdscreds.trust import INSTALL_HINT, explain_role, read_terraform
+
+CASES_DIR = Path(__file__).resolve().parent / "trust_cases"
+PROFILE_AND_POLICY: list[str] = []  # the module also has an instance profile and a policy
+
+# module directory -> {role address: (verdict, finding ids)}
+MODULES: dict[str, dict[str, tuple[str, list[str]]]] = {
+    "heredoc_only": {
+        "aws_iam_role.app": ("allowed", ["no-permission-policy", "no-instance-profile"])
+    },
+    "healthy_jsonencode": {"aws_iam_role.app": ("allowed", [])},
+    "healthy_policy_document": {"aws_iam_role.app": ("allowed", [])},
+    "file_trust": {"aws_iam_role.app": ("allowed", [])},
+    "templatefile_plain": {"aws_iam_role.app": ("allowed", [])},
+    "templatefile_vars": {"aws_iam_role.app": ("unknown", ["unresolved"])},
+    "variable_trust": {"aws_iam_role.app": ("unknown", ["unresolved"])},
+    "module_output": {"aws_iam_role.app": ("unknown", ["unresolved"])},
+    "missing_data_source": {"aws_iam_role.app": ("unknown", ["unresolved"])},
+    "lambda_policy_document": {"aws_iam_role.app": ("not-allowed", ["ec2-not-trusted"])},
+    "misspelled_jsonencode": {"aws_iam_role.app": ("not-allowed", ["service-misspelled"])},
+    "web_identity_document": {"aws_iam_role.app": ("not-allowed", ["wrong-action"])},
+    "mfa_condition_document": {"aws_iam_role.app": ("not-allowed", ["condition-unmet"])},
+    # A variable in a Condition's value makes that condition unknown, not the whole policy.
+    "source_account_variable": {"aws_iam_role.app": ("unknown", ["condition-unknown"])},
+    "resource_in_document": {"aws_iam_role.app": ("invalid", ["resource-element"])},
+    "wildcard_principal": {"aws_iam_role.app": ("allowed", ["anyone-may-assume"])},
+    "deny_document": {"aws_iam_role.app": ("denied", ["deny-matches"])},
+    "two_files": {
+        "aws_iam_role.web": ("allowed", []),
+        "aws_iam_role.batch": ("allowed", ["no-instance-profile"]),
+    },
+}
+
+
+def test_the_table_holds_at_least_fifteen_real_modules() -> None:
+    assert len(MODULES) >= 15
+    assert sorted(MODULES) == sorted(p.name for p in CASES_DIR.iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_module_verdicts_and_findings(module: str) -> None:
+    roles = read_terraform([str(CASES_DIR / module)])
+    got = {}
+    for role in roles:
+        explained = explain_role(role)
+        got[role.block.address] = (
+            explained.explanation.verdict,
+            [finding.id for finding in explained.findings],
+        )
+        # Every finding points at the role's resource: its file and line.
+        for finding in explained.findings:
+            assert (finding.file, finding.line) == (role.block.file, role.block.line)
+            assert (
+                Path(role.block.file)
+                .read_text()
+                .splitlines()[role.block.line - 1]
+                .startswith(f'resource "aws_iam_role" "{role.block.name}"')
+            )
+    assert got == MODULES[module]
+
+
+def test_a_single_file_is_read_as_well_as_a_directory() -> None:
+    (role,) = read_terraform([str(CASES_DIR / "heredoc_only" / "main.tf")])
+    assert role.origin == "a heredoc or string"
+    assert role.block.line == 2
+
+
+def test_profile_and_permissions_are_followed_across_files() -> None:
+    roles = {r.block.address: r for r in read_terraform([str(CASES_DIR / "two_files")])}
+    web = roles["aws_iam_role.web"]
+    assert [p.address for p in web.instance_profiles] == ["aws_iam_instance_profile.web"]
+    assert web.instance_profiles[0].file.endswith("profiles.tf")
+    assert roles["aws_iam_role.batch"].permissions == (
+        f"aws_iam_policy_attachment.shared ({CASES_DIR / 'two_files' / 'profiles.tf'}:6)",
+    )
+
+
+def test_unresolved_names_the_expression_never_guesses() -> None:
+    (role,) = read_terraform([str(CASES_DIR / "variable_trust")])
+    assert role.document is None
+    assert role.unresolved is not None
+    assert "var.trust_policy" in role.unresolved
+
+
+def test_missing_extra_is_an_import_error_naming_the_pip_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "hcl2", None)  # as if python-hcl2 were not installed
+    with pytest.raises(ImportError, match=r"pip install 'imdscreds\[terraform\]'"):
+        read_terraform([str(CASES_DIR / "heredoc_only")])
+    assert "imdscreds[terraform]" in INSTALL_HINT
