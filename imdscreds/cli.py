@@ -25,6 +25,7 @@ from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher, forma
 from imdscreds.errors import ConfigError, IMDSCredsError
 from imdscreds.imds import IMDSClient
 from imdscreds.refresh import RefreshingCredentials
+from imdscreds.untrusted import printable
 
 if TYPE_CHECKING:
     from imdscreds.doctor import Report
@@ -102,7 +103,9 @@ def _parser() -> argparse.ArgumentParser:
         help="diagnose the instance role: say what is wrong and how to fix it",
         description="Check the environment, IMDS, the instance profile and role, STS and IAM, "
         "and say what is wrong and how to fix it. Exit 0 when no check failed (warnings allowed), "
-        "1 when a check failed, 2 on a usage error.",
+        "1 when a check failed, 2 on a usage error. The IMDS steps end within (attempts + 4) x "
+        "timeout in all (7 s by default), whatever IMDS sends; STS and IAM calls come on top, "
+        "with a 2 s timeout each.",
     )
     doctor.add_argument(
         "--json", action="store_true", help="print the versioned JSON report instead of text"
@@ -414,7 +417,7 @@ def _list_scenarios(asked: str) -> int:
 
     out = sys.stdout if asked == "list" else sys.stderr
     if asked != "list":
-        _error(f"unknown scenario {_printable(asked)!r}; the scenarios are:")
+        _error(f"unknown scenario {printable(asked)!r}; the scenarios are:")
     for line in _scenario_table(SCENARIO_DESCRIPTIONS):
         _say(out, line)
     return EXIT_OK if asked == "list" else EXIT_USAGE
@@ -522,7 +525,7 @@ class _RequestLog:
                 record.action, str(record.status)
             )
             token = "token" if record.token_sent else "no token"
-            line = f"fake-imds: {record.method} {_printable(record.path)} -> {answer} ({token})"
+            line = f"fake-imds: {record.method} {printable(record.path)} -> {answer} ({token})"
         with self._lock:
             print(line, file=self._out, flush=True)
 
@@ -543,13 +546,8 @@ class _RequestLog:
         if requests:
             width = len(str(max(requests.values())))
             for (method, path), count in sorted(requests.items(), key=lambda item: item[0][1]):
-                print(f"  {count:>{width}}  {method} {_printable(path)}", file=self._out)
+                print(f"  {count:>{width}}  {method} {printable(path)}", file=self._out)
         self._out.flush()
-
-
-def _printable(text: str) -> str:
-    """Text from a client or a user, with control characters escaped (no terminal tricks)."""
-    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _say(out: TextIO, line: str) -> None:

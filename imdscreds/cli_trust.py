@@ -122,17 +122,21 @@ def _results(paths: Sequence[str], request: Request) -> list[_Result]:
 
 
 def _text(results: list[_Result], request: Request, *, color: bool, unicode: bool) -> str:
-    from imdscreds.doctor.render import finding_lines, printable
+    from imdscreds.doctor.render import finding_lines
+    from imdscreds.untrusted import printable
 
     lines = [f"imdscreds trust: may {request.principal} call {request.action}?"]
     for result in results:
         lines.append("")
         # Names, Sids and paths come from the files read: escaped before they reach a terminal.
         head = f"{result.role} ({result.source})" if result.role else result.source
-        lines.append(printable(head))
+        lines.append(printable(head, keep_newlines=True))
         for sentence in (result.summary, *result.facts):
             wrapped = textwrap.wrap(
-                printable(sentence), 98, initial_indent="  ", subsequent_indent="  "
+                printable(sentence, keep_newlines=True),
+                98,
+                initial_indent="  ",
+                subsequent_indent="  ",
             )
             lines.extend(wrapped)
         if result.findings:

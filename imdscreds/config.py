@@ -43,8 +43,9 @@ import botocore.exceptions  # type: ignore[import-untyped,unused-ignore]
 from botocore.configloader import load_config  # type: ignore[import-untyped,unused-ignore]
 
 from imdscreds.errors import ConfigError
+from imdscreds.untrusted import QUOTE_LIMIT, printable, quote
 
-__all__ = ["IPV4_ENDPOINT", "IPV6_ENDPOINT", "IMDSConfig"]
+__all__ = ["IPV4_ENDPOINT", "IPV6_ENDPOINT", "ROLE_NAME_VALID", "IMDSConfig", "role_name_problem"]
 
 IPV4_ENDPOINT = "http://169.254.169.254"
 IPV6_ENDPOINT = "http://[fd00:ec2::254]"
@@ -54,13 +55,35 @@ _URI_CHARS = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()
 _ENDPOINT_VALID = (
     "expected an http or https URL such as http://169.254.169.254 or http://[fd00:ec2::254]"
 )
-# IAM names: letters, digits and +=,.@_- ; anything else could also rewrite the IMDS path.
-_IAM_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,128}")
+# IAM role names (IAM's RoleName: [\w+=,.@-]+, 1 to 64): IMDS lists the role and the credentials
+# path ends in its name, so anything else (/, ?, #, %) would rewrite the path that is requested.
+_ROLE_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "+=,.@_-")
+_ROLE_NAME_MAX = 64
+ROLE_NAME_VALID = "an IAM role name is 1 to 64 letters, digits and +=,.@_-, and not `.` or `..`"
+
+
+def role_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be the role in an IMDS credentials path; None when it can.
+
+    The answer names the first character that is not allowed, never the name itself: what
+    answers at the listing path may be anything, a credentials document included.
+    """
+    for at, char in enumerate(name):
+        if char not in _ROLE_NAME_CHARS:
+            return f"has {char!r} at {at}, which no IAM role name can have"
+    if not name:
+        return "is empty"
+    if len(name) > _ROLE_NAME_MAX:
+        return f"is {len(name)} characters long, over IAM's {_ROLE_NAME_MAX}"
+    if name in (".", ".."):
+        # The characters are IAM's, but an HTTP client resolves the path step: the request
+        # would go to the listing or above it, never to a role.
+        return f"is {name!r}, a path step that no request can name"
+    return None
 
 
 def _show(value: object) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if text.isprintable() else repr(text)[1:-1]
+    return printable(value, limit=QUOTE_LIMIT) if isinstance(value, str) else quote(value)
 
 
 def _invalid(
@@ -90,7 +113,8 @@ def _parse_bool(value: object, setting: str, source: str) -> bool:
 def _parse_timeout(value: object, setting: str, source: str) -> float:
     number = math.nan
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
+        with contextlib.suppress(OverflowError):  # an int larger than any float
+            number = float(value)
     elif isinstance(value, str):
         with contextlib.suppress(ValueError):
             number = float(value.strip())
@@ -168,12 +192,16 @@ def _parse_endpoint(value: object, setting: str, source: str) -> str:
 
 
 def _parse_instance_profile_name(value: object, setting: str, source: str) -> str:
-    valid = "expected an instance profile name of 1 to 128 letters, digits and +=,.@_-"
+    # The SDKs call it the instance profile name, but it is the role IMDS lists.
+    valid = f"expected an instance profile name, which is the name of its role: {ROLE_NAME_VALID}"
     name = value.strip() if isinstance(value, str) else ""
     if not name:
         raise _invalid(setting, value, source, "is blank or not a string", valid)
-    if not _IAM_NAME.fullmatch(name):
-        raise _invalid(setting, value, source, "is not a valid instance profile name", valid)
+    problem = role_name_problem(name)
+    if problem is not None:
+        raise _invalid(
+            setting, value, source, f"is not a valid instance profile name: it {problem}", valid
+        )
     return name
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from imdscreds import _forksafe
 from imdscreds.clock import SYSTEM_CLOCK, Clock
-from imdscreds.config import IMDSConfig
+from imdscreds.config import ROLE_NAME_VALID, IMDSConfig, role_name_problem
 from imdscreds.errors import (
+    ConfigError,
     CredentialsError,
     IMDSCodeError,
     IMDSNotFoundError,
@@ -30,6 +31,15 @@ from imdscreds.errors import (
     TrustPolicyError,
 )
 from imdscreds.imds import IMDSClient, IMDSResponse
+from imdscreds.untrusted import (
+    EARLIEST,
+    LATEST,
+    QUOTE_LIMIT,
+    is_header_safe,
+    is_plausible_instant,
+    printable,
+    quote,
+)
 
 __all__ = [
     "RoleCredentials",
@@ -37,6 +47,7 @@ __all__ = [
     "fetch_role_credentials",
     "format_timestamp",
     "parse_credentials",
+    "parse_document",
     "parse_timestamp",
 ]
 
@@ -74,10 +85,18 @@ def format_timestamp(instant: datetime) -> str:
 
 # -- parsing --------------------------------------------------------------------------------------
 
+# ASCII digits only (\d takes any script's), a real UTC offset, and nothing after: fullmatch, since
+# $ would also match before a trailing newline.
 _TIMESTAMP = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _REQUIRED = ("AccessKeyId", "SecretAccessKey", "Token", "Expiration")
+# Sent back to AWS in headers (the token as is, the key id inside Authorization) or used to sign.
+_SENT_AS_HEADERS = ("AccessKeyId", "SecretAccessKey", "Token")
+# IMDS's messages are a sentence or two; more than this is not IMDS talking.
+MESSAGE_LIMIT = 500
 _CODE_HINTS = {
     "InstanceProfileNotFound": (
         "The instance profile attached to this instance was deleted or replaced: associate a "
@@ -87,14 +106,55 @@ _CODE_HINTS = {
 }
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys: {"Code":"Failure","Code":"Success"} would pass.
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise _DuplicateKey(key)
+        document[key] = value
+    return document
+
+
+def parse_document(text: str, what: str) -> dict[str, Any]:
+    """An IMDS JSON document (credentials, iam/info, the identity document) as a dict, strictly.
+
+    ``what`` names it in errors ("The credentials document for role 'r'"). Anything but one JSON
+    object with each key once is a MalformedResponseError: no RecursionError from a document nested
+    10,000 deep, no silent choice between two values of one key.
+    """
+    try:
+        document = json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise MalformedResponseError(
+            f"{what} has the key {quote(exc.args[0])} more than once."
+        ) from None
+    except RecursionError:
+        raise MalformedResponseError(f"{what} is not JSON (nested too deep).") from None
+    except ValueError as exc:
+        # The decoder's message names a position, never the content.
+        raise MalformedResponseError(f"{what} is not JSON ({exc}).") from None
+    if not isinstance(document, dict):
+        raise MalformedResponseError(f"{what} is not a JSON object.")
+    return document
+
+
 def parse_timestamp(value: object, field_name: str) -> datetime:
     """An IMDS timestamp (``2026-01-01T00:00:00Z``, fractions allowed) as an aware UTC datetime."""
-    match = _TIMESTAMP.match(value) if isinstance(value, str) else None
+    match = _TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise MalformedResponseError(
-            f"The credentials document's {field_name} is not an ISO 8601 UTC timestamp: {value!r}."
+            f"The credentials document's {field_name} is not an ISO 8601 timestamp: {quote(value)}."
         )
     year, month, day, hour, minute, second, fraction, zone = match.groups()
+    offset = timedelta(0)
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        offset = sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
     try:
         instant = datetime(
             int(year),
@@ -104,35 +164,27 @@ def parse_timestamp(value: object, field_name: str) -> datetime:
             int(minute),
             int(second),
             int((fraction or "0").ljust(6, "0")[:6]),
-            tzinfo=timezone.utc,
-        )
-    except ValueError as exc:
+            tzinfo=timezone(offset),
+        ).astimezone(timezone.utc)
+    except (ValueError, OverflowError) as exc:
         raise MalformedResponseError(
-            f"The credentials document's {field_name} is not a valid date: {value!r} ({exc})."
+            f"The credentials document's {field_name} is not a valid date: {quote(value)} ({exc})."
         ) from None
-    if zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        instant -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    if not is_plausible_instant(instant):
+        raise MalformedResponseError(
+            f"The credentials document's {field_name} is not a date IMDS would write: "
+            f"{quote(value)} (outside {EARLIEST.year} to {LATEST.year - 1})."
+        )
     return instant
 
 
 def parse_credentials(body: str, role_name: str) -> RoleCredentials:
     """Parse IMDS's credentials document strictly; a Code other than Success raises with IMDS's text."""
-    try:
-        doc = json.loads(body)
-    except ValueError as exc:
-        # The decoder's message names a position, never the content.
-        raise MalformedResponseError(
-            f"The credentials document for role {role_name!r} is not JSON ({exc})."
-        ) from None
-    if not isinstance(doc, dict):
-        raise MalformedResponseError(
-            f"The credentials document for role {role_name!r} is not a JSON object."
-        )
+    doc = parse_document(body, f"The credentials document for role {role_name!r}")
     code = doc.get("Code")
     if code != "Success":
         message = doc.get("Message")
-        imds_message = message if isinstance(message, str) else None
+        imds_message = printable(message, limit=MESSAGE_LIMIT) if isinstance(message, str) else None
         said = f": {imds_message}" if imds_message else ""
         if code == "AssumeRoleUnauthorizedAccess":
             raise TrustPolicyError(
@@ -145,7 +197,8 @@ def parse_credentials(body: str, role_name: str) -> RoleCredentials:
                 f"The credentials document for role {role_name!r} has no Code."
             )
         raise IMDSCodeError(
-            f"IMDS could not issue credentials for role {role_name!r} ({code}){said}",
+            f"IMDS could not issue credentials for role {role_name!r} "
+            f"({printable(code, limit=QUOTE_LIMIT)}){said}",
             code=code,
             imds_message=imds_message,
             hint=_CODE_HINTS.get(code, "Run `imdscreds doctor` for the cause and the fix."),
@@ -155,13 +208,28 @@ def parse_credentials(body: str, role_name: str) -> RoleCredentials:
         raise MalformedResponseError(
             f"The credentials document for role {role_name!r} lacks {', '.join(missing)}."
         )
+    # Never quoted: a key or token that a client would reject (or splits a header with CR/LF)
+    # would otherwise end up in botocore's "Invalid header value" error, secret and all.
+    unsendable = [name for name in _SENT_AS_HEADERS if not is_header_safe(doc[name])]
+    if unsendable:
+        raise MalformedResponseError(
+            f"The credentials document for role {role_name!r} has a {' and a '.join(unsendable)} "
+            "that cannot be sent in an HTTP header (only visible ASCII can)."
+        )
     access_key_id = doc["AccessKeyId"]
-    if not access_key_id.isascii() or not access_key_id.isalnum():
+    if not access_key_id.isalnum():
         raise MalformedResponseError(
             f"The credentials document for role {role_name!r} has an invalid AccessKeyId."
         )
     last_updated = doc.get("LastUpdated")
     account_id = doc.get("AccountId")
+    if account_id is not None and not (
+        isinstance(account_id, str) and (not account_id or _ACCOUNT_ID.fullmatch(account_id))
+    ):
+        raise MalformedResponseError(
+            f"The credentials document for role {role_name!r} has an AccountId that is not 12 "
+            f"digits: {quote(account_id)}."
+        )
     return RoleCredentials(
         access_key_id=access_key_id,
         secret_access_key=doc["SecretAccessKey"],
@@ -169,7 +237,7 @@ def parse_credentials(body: str, role_name: str) -> RoleCredentials:
         expiration=parse_timestamp(doc["Expiration"], "Expiration"),
         role_name=role_name,
         last_updated=None if last_updated is None else parse_timestamp(last_updated, "LastUpdated"),
-        account_id=account_id if isinstance(account_id, str) and account_id else None,
+        account_id=account_id or None,
     )
 
 
@@ -189,6 +257,15 @@ class RoleCredentialsFetcher:
         self, client: IMDSClient, *, role_name: str | None = None, max_rediscoveries: int = 3
     ) -> None:
         self.client = client
+        if role_name is not None:
+            problem = role_name_problem(role_name)
+            if problem is not None:
+                raise ConfigError(
+                    f"The role_name argument {quote(role_name)} {problem}; {ROLE_NAME_VALID}.",
+                    setting="role_name",
+                    source="argument",
+                    hint="Pass the role name that IMDS lists, or None to discover it.",
+                )
         configured = client.config.instance_profile_name if role_name is None else role_name
         self._configured = configured
         self._role: str | None = configured
@@ -248,8 +325,13 @@ class RoleCredentialsFetcher:
         role = listing.strip().splitlines()[0].strip() if listing.strip() else ""
         if not role:
             raise self._no_profile()
-        if any(char.isspace() or char == "/" for char in role):
-            raise MalformedResponseError(f"IMDS listed an invalid role name: {role!r}.")
+        problem = role_name_problem(role)
+        if problem is not None:
+            # Never requested: the credentials path is that path plus exactly this one name.
+            raise MalformedResponseError(
+                f"IMDS listed a role name that {problem} ({len(role)} characters, not shown: "
+                f"a misrouted answer may hold a secret); {ROLE_NAME_VALID}."
+            )
         self._role = role
         return role
 

@@ -1,7 +1,8 @@
 """The exceptions imdscreds raises, one tree.
 
 Every message names the cause and the next step (the ``hint``); none carries a secret key or a
-session token. Callers catch by type::
+session token, and every one is printable: text from IMDS quoted in it cannot reach a terminal as an
+escape sequence, however the message was built. Callers catch by type::
 
     IMDSCredsError                      anything imdscreds raises
     ├── ConfigError                     a setting is invalid: names the value, its source, what is valid
@@ -22,6 +23,8 @@ session token. Callers catch by type::
 """
 
 from __future__ import annotations
+
+from imdscreds.untrusted import printable
 
 __all__ = [
     "ConfigError",
@@ -49,9 +52,9 @@ class IMDSCredsError(Exception):
     default_hint = ""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        self.message = message
-        self.hint = self.default_hint if hint is None else hint
-        super().__init__(f"{message} {self.hint}".strip() if self.hint else message)
+        self.message = printable(message)
+        self.hint = printable(self.default_hint if hint is None else hint)
+        super().__init__(f"{self.message} {self.hint}".strip() if self.hint else self.message)
 
 
 class ConfigError(IMDSCredsError):

@@ -46,6 +46,7 @@ from imdscreds.transport import (
     new_session,
     send,
 )
+from imdscreds.untrusted import is_header_safe
 
 __all__ = ["IMDSClient", "IMDSResponse"]
 
@@ -212,9 +213,13 @@ class IMDSClient:
             return None
         if raw.status == 200:
             value = _decode(raw.body, TOKEN_PATH).strip()
-            if not value or len(raw.body) > MAX_TOKEN_BYTES or not value.isascii():
+            # The token goes back in a header of every GET: CR/LF in it would split that header
+            # (requests refuses to send it at all). Never quoted: it is a credential.
+            if len(raw.body) > MAX_TOKEN_BYTES or not is_header_safe(value):
                 raise TokenError(
-                    "IMDS answered the token request with an unusable token.",
+                    "IMDS answered the token request with a token that cannot be sent back: "
+                    f"empty, over {MAX_TOKEN_BYTES} bytes, or not all visible ASCII "
+                    f"({len(raw.body)} bytes).",
                     hint=MalformedResponseError.default_hint,
                 )
             # Renew ahead of expiry, so a GET never carries a token that dies in flight.

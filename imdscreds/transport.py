@@ -27,7 +27,7 @@ import select
 import socket
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 
@@ -40,6 +40,7 @@ from requests.adapters import HTTPAdapter
 from imdscreds import _forksafe
 from imdscreds._version import __version__
 from imdscreds.errors import MalformedResponseError
+from imdscreds.untrusted import is_plausible_instant
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -337,10 +338,21 @@ def connect_failed(exc: BaseException) -> bool:
 
 
 def parse_http_date(value: str | None) -> datetime | None:
-    """An HTTP ``Date`` header as an aware datetime; None when absent or unparsable."""
+    """An HTTP ``Date`` header as an aware UTC datetime; None for anything unusable, never raises.
+
+    The header comes from whatever answers at the endpoint: a 20-digit year, an offset of a
+    million hours, or a date no clock shows is no reading of the time.
+    """
     if not value:
         return None
     try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        parsed = parsedate_to_datetime(value)
+        # "-0000" means UTC with the zone unknown (RFC 5322); the parser leaves such a date naive.
+        instant = (
+            parsed.replace(tzinfo=timezone.utc)
+            if parsed.tzinfo is None
+            else parsed.astimezone(timezone.utc)
+        )
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
+    return instant if is_plausible_instant(instant) else None

@@ -221,6 +221,17 @@ def test_imds_that_answers_nothing_useful_fails_reachable(
     assert run.status("credentials-expiry") == "skip"
 
 
+def test_a_fault_only_the_probe_saw_is_a_warning_when_the_fetch_works(
+    capsys: pytest.CaptureFixture[str], imds: FakeIMDS
+) -> None:
+    # The probe's token PUT and token-less GET get the two 403s; the fetch after them works.
+    imds.fail_next(403, 2)
+    run = doctor(capsys, imds)
+    assert (run.code, run.status("imds-disabled")) == (0, "warn")
+    assert "fetched through the same settings" in run.finding("imds-disabled")["detail"]
+    assert run.status("credentials-expiry") == "pass"
+
+
 def test_disabled_metadata_endpoint_fails_with_the_http_endpoint_fix(
     capsys: pytest.CaptureFixture[str], imds: FakeIMDS
 ) -> None:

@@ -200,3 +200,15 @@ def test_terraform_error_carries_a_hint(capsys: pytest.CaptureFixture[str]) -> N
     code, _, err = run(capsys, "/nonexistent/main.tf")
     assert code == 2
     assert "terraform validate" in err
+
+
+def test_a_policy_nested_ten_thousand_deep_is_invalid_json_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 10_000 + "]" * 10_000)
+    code, out, err = run(capsys, str(path))
+    assert code == 1
+    assert "invalid-json" in out
+    assert "nested too deep" in out
+    assert "Traceback" not in err

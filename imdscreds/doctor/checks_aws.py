@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from imdscreds.doctor import aws, fixes
 from imdscreds.doctor.context import Context
-from imdscreds.doctor.findings import Finding, failed, passed, skipped, warned
+from imdscreds.doctor.findings import FETCH_CHECKS, Finding, failed, passed, skipped, warned
 
 __all__ = ["check_no_attached_policies", "check_policies_unreadable", "check_sts_identity"]
 
@@ -13,16 +13,7 @@ _CLOCK_CODES = frozenset({"SignatureDoesNotMatch", "RequestExpired", "InvalidSig
 
 
 def _no_credentials_reason(ctx: Context) -> str:
-    for check_id in (
-        "imds-reachable",
-        "imds-disabled",
-        "hop-limit",
-        "no-instance-profile",
-        "instance-profile-not-found",
-        "profile-without-role",
-        "trust-policy",
-        "credentials-expiry",
-    ):
+    for check_id in FETCH_CHECKS:
         if ctx.failed(check_id):
             return f"no role credentials to try ({check_id} failed)"
     return "no role credentials to try"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 # Not in typeshed, but public and what botocore's proxy decision rests on (urllib.request.proxy_bypass).
@@ -72,10 +74,11 @@ def check_endpoint_config(ctx: Context) -> Finding:
             "endpoint-config",
             "an IMDS setting is invalid, so the SDKs cannot use IMDS",
             str(error),
-            "Fix or unset that setting. Valid: AWS_EC2_METADATA_SERVICE_ENDPOINT a URL such as "
-            "http://169.254.169.254; AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE IPv4 or IPv6; "
-            "AWS_METADATA_SERVICE_TIMEOUT seconds; AWS_METADATA_SERVICE_NUM_ATTEMPTS a whole "
-            "number; the same names in lower case without AWS_ in ~/.aws/config.",
+            fixes.invalid_setting(
+                getattr(error, "setting", None),
+                getattr(error, "source", None),
+                _expand(ctx.config_file_path, ctx.environ),
+            ),
         )
     config = ctx.config
     assert config is not None
@@ -169,21 +172,52 @@ def _read_sections(path: str, *, config_style: bool) -> dict[str, dict[str, obje
         return f"{path} cannot be read: {exc}"
 
 
+# What a profile holds that botocore uses before the instance role, as the end of the sentence
+# "the profile P in FILE, which ...". The credential_process command itself is not shown: a command
+# line may carry what should not be printed.
 _PROFILE_SOURCES = (
     ("role_arn", "assumes the role {value} (role_arn)"),
     ("web_identity_token_file", "uses web identity (web_identity_token_file)"),
     ("sso_session", "uses IAM Identity Center (sso_session)"),
     ("sso_start_url", "uses IAM Identity Center (sso_start_url)"),
-    ("credential_process", "runs credential_process"),
+    ("credential_process", "runs a credential_process"),
     ("aws_access_key_id", "holds the access key {value}"),
 )
 
 
-def _shadows(ctx: Context) -> tuple[list[str], list[str]]:
-    """(sources that win over the instance role in botocore's chain, problems that break it)."""
+def _runs_imdscreds_credentials(command: object) -> bool:
+    """Whether a ``credential_process`` runs ``imdscreds credentials``: the instance role itself.
+
+    The README's recipe, by name or absolute path (``/opt/app/.venv/bin/imdscreds credentials``),
+    or through ``python -m imdscreds``; options after the subcommand do not matter.
+    """
+    if not isinstance(command, str):
+        return False
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    if len(words) >= 3 and words[1:3] == ["-m", "imdscreds"]:
+        words = words[2:]
+    if not words or os.path.basename(words[0]) not in ("imdscreds", "imdscreds.exe"):
+        return False
+    rest = [word for word in words[1:] if word not in ("-v", "-vv", "--verbose")]
+    return bool(rest) and rest[0] == "credentials"
+
+
+@dataclass
+class _Chain:
+    """What botocore's credential chain finds before the instance role."""
+
+    wins: list[str] = field(default_factory=list)  # sources that win over the instance role
+    broken: list[str] = field(default_factory=list)  # problems that stop the chain
+    ours: str | None = None  # a profile that gets the instance role through imdscreds
+
+
+def _shadows(ctx: Context) -> _Chain:
     env = ctx.environ
-    wins: list[str] = []
-    broken: list[str] = []
+    chain = _Chain()
+    wins, broken = chain.wins, chain.broken
     key_id, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
     if key_id and secret:
         wins.append(f"environment variables AWS_ACCESS_KEY_ID ({key_id}) and AWS_SECRET_ACCESS_KEY")
@@ -217,17 +251,24 @@ def _shadows(ctx: Context) -> tuple[list[str], list[str]]:
         if not isinstance(section, dict):
             continue
         for key, words in _PROFILE_SOURCES:
-            if section.get(key):
-                wins.append(f"profile {profile} in {path} " + words.format(value=section[key]))
-                break
+            if not section.get(key):
+                continue
+            if key == "credential_process" and _runs_imdscreds_credentials(section[key]):
+                chain.ours = f"the profile {profile} in {path}"
+            else:
+                wins.append(
+                    f"the profile {profile} in {path}, which " + words.format(value=section[key])
+                )
+            break
     for name in ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
         if env.get(name):
             wins.append(f"the container credentials endpoint ({name})")
-    return wins, broken
+    return chain
 
 
 def check_credential_shadowing(ctx: Context) -> Finding:
-    wins, broken = _shadows(ctx)
+    chain = _shadows(ctx)
+    wins, broken = chain.wins, chain.broken
     fix = (
         "If the instance role is what this process should use: unset AWS_ACCESS_KEY_ID, "
         "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and AWS_PROFILE; remove the profile's keys "
@@ -250,6 +291,12 @@ def check_credential_shadowing(ctx: Context) -> Finding:
             "credential_process, the config file, containers, and only then the instance role. "
             "Found:\n" + "\n".join(wins),
             fix,
+        )
+    if chain.ours is not None:
+        return passed(
+            "credential-shadowing",
+            f"{chain.ours} gets the instance role through `imdscreds credentials` "
+            "(credential_process); nothing outranks it",
         )
     return passed(
         "credential-shadowing", "nothing outranks the instance role in botocore's credential chain"

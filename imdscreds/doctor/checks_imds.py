@@ -17,8 +17,6 @@ __all__ = [
     "instance_id",
 ]
 
-_ERROR_STATUSES = frozenset({429, 500, 502, 503, 504})
-
 
 def instance_id(ctx: Context) -> str:
     """The instance id if the identity document was read, else a placeholder for commands."""
@@ -36,11 +34,7 @@ def imds_gone(ctx: Context, *check_ids: str) -> str | None:
 def imds_blocked(ctx: Context, *also: str) -> str | None:
     """Why an IMDS check is pointless now: an earlier IMDS failure, or IMDS gone quiet."""
     reason = imds_gone(ctx, "imds-reachable", "imds-disabled", "hop-limit", *also)
-    if reason is not None:
-        return reason
-    if ctx.probe is not None and not ctx.probe.usable:
-        return "IMDS gives neither a session token nor an IMDSv1 answer"
-    return ctx.imds_down
+    return reason if reason is not None else ctx.imds_down
 
 
 def check_imds_reachable(ctx: Context) -> Finding:
@@ -55,9 +49,14 @@ def check_imds_reachable(ctx: Context) -> Finding:
             "imds-reachable",
             f"no IMDS at {probe.endpoint}: {put}",
             f"Endpoint {where}. The TCP connection was never made, so this is not a hop limit or "
-            "a disabled endpoint: off EC2 there is no IMDS, and on EC2 something blocks the "
-            "address (a firewall rule, a network namespace without a route to it).",
-            fixes.imds_unreachable(probe.endpoint),
+            "a disabled endpoint: "
+            + (
+                "nothing listens at the configured endpoint, or something blocks it."
+                if fixes.endpoint_is_configured(config.source_of("endpoint"))
+                else "off EC2 there is no IMDS, and on EC2 something blocks the address (a "
+                "firewall rule, a network namespace without a route to it)."
+            ),
+            fixes.imds_unreachable(probe.endpoint, config.source_of("endpoint")),
         )
     if not probe.answered:
         return failed(
@@ -67,29 +66,9 @@ def check_imds_reachable(ctx: Context) -> Finding:
             "only the token's answer, so a plain GET would still be answered: here nothing is. "
             "IMDS is overloaded or throttling this instance, or something that is not IMDS holds "
             "the address (a proxy, a local agent).",
-            fixes.imds_unreachable(probe.endpoint),
+            fixes.imds_unreachable(probe.endpoint, config.source_of("endpoint")),
         )
-    statuses = {a.status for a in (probe.put, probe.get) if a.status is not None}
-    if statuses <= _ERROR_STATUSES:
-        throttled = 429 in statuses
-        return failed(
-            "imds-reachable",
-            f"IMDS at {probe.endpoint} answers only with errors "
-            f"({', '.join(str(s) for s in sorted(statuses))})",
-            f"The token PUT: {put}; a token-less GET: {get}. "
-            + (
-                "429 means IMDS is throttling this instance: something calls it far too often."
-                if throttled
-                else "IMDS errors are usually brief."
-            ),
-            "Find the process that calls IMDS in a loop (one credentials provider per process, "
-            "such as imdscreds.install(), fetches once per rotation) and run the doctor again in "
-            "a minute. Nothing to change in the console or Terraform."
-            if throttled
-            else "Run the doctor again in a minute; if it persists, stop and start the instance "
-            "(console: Instance state > Stop, then Start; AWS CLI: aws ec2 stop-instances / "
-            "start-instances), which moves it to other hardware.",
-        )
+    # Whether what answers works as IMDS is the fetch's to say (see verdict.py), not the probe's.
     first = probe.put if probe.put.answered else probe.get
     what = "token PUT" if first is probe.put else "token-less GET"
     return passed(

@@ -235,11 +235,14 @@ def check_credentials_expiry(ctx: Context) -> Finding:
     fact = ctx.role_credentials
     endpoint = ctx.config.endpoint if ctx.config is not None else "the IMDS endpoint"
     if fact.value is None:
+        malformed = isinstance(fact.error, MalformedResponseError)
         return failed(
             "credentials-expiry",
             "IMDS issued no usable credentials",
             str(fact.error),
-            fixes.credentials_unusable(endpoint),
+            fixes.credentials_malformed(endpoint)
+            if malformed
+            else fixes.credentials_unusable(endpoint),
         )
     credentials = fact.value
     now = ctx.clock.now()

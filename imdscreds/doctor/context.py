@@ -6,12 +6,17 @@ the rest, so the checks run in the contract's order while each network step happ
 A step that takes longer than ``slow_after`` seconds tells the progress callback what it waits on.
 Once IMDS or an AWS service has failed to answer, later steps against it are not tried again: a
 black hole costs one timeout, not one per check.
+
+All IMDS steps share one budget, ``imds_budget(config)`` seconds from the first of them: the
+probe and then the library's own fetch always fit in it whole (so the verdict is the library's);
+the identity document and iam/info get what is left, and a step that finds nothing left is not
+tried, with that reason. Each request ends within its timeout (``transport.send``), so the doctor
+ends on time whatever the server sends, however slowly.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -25,7 +30,7 @@ import botocore.exceptions  # type: ignore[import-untyped,unused-ignore]
 
 from imdscreds.clock import Clock
 from imdscreds.config import IMDSConfig
-from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
+from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher, parse_document
 from imdscreds.doctor import aws
 from imdscreds.doctor.findings import Finding
 from imdscreds.doctor.imds_probe import ProbeResult, probe_imds
@@ -34,11 +39,10 @@ from imdscreds.errors import (
     IMDSError,
     IMDSNotFoundError,
     IMDSUnreachableError,
-    MalformedResponseError,
 )
 from imdscreds.imds import IMDSClient
 
-__all__ = ["Context", "Fact", "ImdsRead"]
+__all__ = ["Context", "Fact", "ImdsRead", "NotAsked", "OutOfTime", "imds_budget"]
 
 T = TypeVar("T")
 
@@ -68,12 +72,22 @@ class ImdsRead:
     local_time: datetime
 
 
-class _Unavailable(IMDSError):
-    """A step not tried, because an earlier step against the same service got no answer."""
+class NotAsked(IMDSError):
+    """A step not tried: the settings are invalid, or an earlier step against IMDS got no answer."""
 
 
-class _NotJSON(MalformedResponseError):
-    """An IMDS document that should be a JSON object is not."""
+class OutOfTime(IMDSError):
+    """A step not tried, or cut short, because the doctor's time for IMDS ran out."""
+
+
+def imds_budget(config: IMDSConfig) -> float:
+    """Seconds the doctor spends on IMDS at most: ``(attempts + 4) * timeout``.
+
+    One timeout for the probe (its two requests go out at once), then the library's own fetch
+    deadline, ``config.total_timeout`` (``(attempts + 2) * timeout``), which so always fits whole,
+    and one more for the identity document and iam/info, which get what is left.
+    """
+    return config.total_timeout + 2 * config.timeout
 
 
 class Context:
@@ -103,6 +117,7 @@ class Context:
         self.session_factory = session_factory
         self._progress = progress
         self._slow_after = slow_after
+        self._imds_started: float | None = None  # the IMDS budget counts from the first step
         self.findings: dict[str, Finding] = {}
         self._imds_down: str | None = None
         self._aws_down: dict[str, str] = {}
@@ -169,31 +184,49 @@ class Context:
         return self.settings.value
 
     @cached_property
-    def doctor_config(self) -> IMDSConfig | None:
-        """The settings for the doctor's own requests: one attempt each, whatever way in works.
+    def fetch_config(self) -> IMDSConfig | None:
+        """The settings the doctor reads IMDS with: the library's own, so that its verdict is theirs.
 
-        The doctor looks at IMDS even when the SDKs are told not to (``sdk-disabled`` reports that),
-        and falls back to IMDSv1 even when they would not (``hop-limit`` reports that), so that it
-        can still say what else is wrong.
+        Only ``disabled`` is set aside: the doctor looks at IMDS even when the SDKs are told not to
+        (``sdk-disabled`` reports that), to show what they would find.
         """
         config = self.config
         if config is None:
             return None
-        return dataclasses.replace(config, attempts=1, disabled=False, v1_disabled=False)
+        return dataclasses.replace(config, disabled=False)
 
     # -- IMDS -------------------------------------------------------------------------------------
 
     @cached_property
+    def imds_deadline(self) -> float:
+        """When the doctor's time for IMDS runs out, on the clock's ``monotonic()``."""
+        assert self.fetch_config is not None
+        if self._imds_started is None:
+            self._imds_started = self.clock.monotonic()
+        return self._imds_started + imds_budget(self.fetch_config)
+
+    def imds_time_left(self) -> float:
+        return self.imds_deadline - self.clock.monotonic()
+
+    def _out_of_time(self, what: str) -> OutOfTime:
+        assert self.fetch_config is not None
+        config = self.fetch_config
+        return OutOfTime(
+            f"The doctor's time for IMDS ({imds_budget(config):g} s: (attempts {config.attempts} "
+            f"+ 4) x timeout {config.timeout:g} s) ran out before {what}."
+        )
+
+    @cached_property
     def probe(self) -> ProbeResult | None:
-        config = self.doctor_config
+        config = self.fetch_config
         if config is None:
             return None
+        # The first step: it always has its whole timeout, and this only keeps it within budget.
+        config = dataclasses.replace(config, timeout=min(config.timeout, self.imds_time_left()))
         with self.step(f"IMDS at {config.endpoint} (token PUT and a token-less GET)"):
             result = probe_imds(config, self.clock)
         if not result.answered:
             self._imds_down = "IMDS did not answer the doctor's first requests"
-        elif not result.usable:
-            self._imds_down = "IMDS gave neither a session token nor an IMDSv1 answer"
         return result
 
     @property
@@ -203,8 +236,8 @@ class Context:
 
     def _imds_client(self) -> IMDSClient:
         if self._client is None:
-            assert self.doctor_config is not None
-            self._client = IMDSClient(self.doctor_config, clock=self.clock)
+            assert self.fetch_config is not None
+            self._client = IMDSClient(self.fetch_config, clock=self.clock)
         return self._client
 
     @property
@@ -213,14 +246,21 @@ class Context:
             self._fetcher = RoleCredentialsFetcher(self._imds_client())
         return self._fetcher
 
-    def _imds(self, what: str, action: Callable[[], T]) -> Fact[T]:
+    def _imds(self, what: str, action: Callable[[], T], *, needs: float = 0.0) -> Fact[T]:
+        """One IMDS step, if IMDS still answers and ``needs`` seconds (or any) are left for it."""
         if self._imds_down is not None:
-            return Fact(error=_Unavailable(f"Not asked: {self._imds_down}."))
-        assert self.doctor_config is not None
-        with self.step(f"IMDS at {self.doctor_config.endpoint} ({what})"):
+            return Fact(error=NotAsked(f"Not asked: {self._imds_down}."))
+        assert self.fetch_config is not None
+        if self.imds_time_left() < max(needs, 1e-3):
+            return Fact(error=self._out_of_time(f"{what} could be asked for"))
+        with self.step(f"IMDS at {self.fetch_config.endpoint} ({what})"):
             try:
                 return Fact(action())
             except IMDSUnreachableError as exc:
+                if not needs and self.imds_time_left() <= 0:
+                    # Cut short by the doctor's deadline, not by IMDS: say so. (A step that
+                    # needs its whole time, the fetch, keeps the library's own error.)
+                    return Fact(error=self._out_of_time(f"IMDS answered ({what})"))
                 self._imds_down = f"IMDS stopped answering ({what})"
                 return Fact(error=exc)
             except IMDSError as exc:
@@ -229,16 +269,11 @@ class Context:
     def _read_json(self, path: str) -> ImdsRead:
         before = self.clock.now()
         try:
-            response = self._imds_client().get(path)
+            response = self._imds_client().get(path, deadline=self.imds_deadline)
         except IMDSNotFoundError:
             return ImdsRead(None, None, before)
         local = before + (self.clock.now() - before) / 2
-        try:
-            document = json.loads(response.text)
-        except ValueError:
-            document = None
-        if not isinstance(document, dict):
-            raise _NotJSON(f"IMDS's {path} is not a JSON object.")
+        document = parse_document(response.text, f"IMDS's {path}")
         return ImdsRead(document, response.date, local)
 
     @cached_property
@@ -262,7 +297,14 @@ class Context:
 
     @cached_property
     def role_credentials(self) -> Fact[RoleCredentials]:
-        return self._imds("the role's credentials", self.fetcher.fetch)
+        """The role's credentials, fetched as the library fetches them (``RoleCredentialsFetcher``
+        over an ``IMDSClient`` with the same settings): the doctor's verdict on IMDS rests on it."""
+        config = self.fetch_config
+        if config is None:
+            return Fact(error=NotAsked("Not asked: the IMDS settings are invalid."))
+        # The fetch runs to its own deadline, never cut short by the doctor's: a fetch cut short
+        # could fail where the library's succeeds. The budget leaves room for it by construction.
+        return self._imds("the role's credentials", self.fetcher.fetch, needs=config.total_timeout)
 
     @property
     def role_name(self) -> str | None:

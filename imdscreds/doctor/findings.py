@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 __all__ = [
     "CHECK_IDS",
+    "FETCH_CHECKS",
     "JSON_VERSION",
     "STATUSES",
     "Finding",
@@ -52,6 +53,18 @@ CHECK_IDS: tuple[str, ...] = (
     "sts-identity",
     "no-attached-policies",
     "policies-unreadable",
+)
+
+# The checks whose subject is the fetch of the role's credentials: one of them explains its failure.
+FETCH_CHECKS: tuple[str, ...] = (
+    "imds-reachable",
+    "imds-disabled",
+    "hop-limit",
+    "no-instance-profile",
+    "instance-profile-not-found",
+    "profile-without-role",
+    "trust-policy",
+    "credentials-expiry",
 )
 
 

@@ -7,15 +7,25 @@ commands can be pasted as they are; a value it could not learn stays a placehold
 from __future__ import annotations
 
 import json
+import re
+from urllib.parse import urlsplit
+
+from imdscreds.config import IPV4_ENDPOINT, IPV6_ENDPOINT
 
 __all__ = [
     "MINIMAL_TRUST_POLICY",
     "clock_skew",
+    "credentials_malformed",
     "credentials_unusable",
+    "endpoint_is_configured",
     "hop_limit",
     "imds_disabled",
+    "imds_errors",
+    "imds_not_answering_as_imds",
+    "imds_throttled",
     "imds_unreachable",
     "instance_profile_not_found",
+    "invalid_setting",
     "metadata_options",
     "no_attached_policies",
     "no_instance_profile",
@@ -40,6 +50,8 @@ MINIMAL_TRUST_POLICY = json.dumps(
     },
     indent=2,
 )
+# How config.py names a setting read from the config file: "profile P in PATH (key)".
+_PROFILE_SOURCE = re.compile(r"profile (?P<profile>.+?) in (?P<path>.+) \((?P<key>[a-z0-9_]+)\)")
 _METADATA_DIALOG = "EC2 > Instances > the instance > Actions > Instance settings > Modify instance metadata options"
 _IAM_ROLE_DIALOG = "EC2 > Instances > the instance > Actions > Security > Modify IAM role"
 
@@ -57,21 +69,77 @@ def metadata_options(instance_id: str, cli_option: str, terraform: str, console:
     )
 
 
-def imds_unreachable(endpoint: str) -> str:
-    return _lines(
+def endpoint_is_configured(source: str) -> bool:
+    """Whether the endpoint was set as a URL (not IMDS's own address, by default or by mode)."""
+    return source != "default" and not source.startswith("endpoint_mode")
+
+
+def imds_unreachable(endpoint: str, source: str) -> str:
+    """What to look at when nothing answers at ``endpoint`` (``source`` says who chose it)."""
+    host = urlsplit(endpoint).hostname or endpoint
+    try_it = (
+        f"Try it by hand: curl -sv -m 2 -X PUT {endpoint}/latest/api/token "
+        "-H 'X-aws-ec2-metadata-token-ttl-seconds: 60'"
+    )
+    if endpoint_is_configured(source):
+        return _lines(
+            f"The endpoint {endpoint} is configured ({source}): check that it is the one meant, "
+            f"and that something serving IMDS listens there; unset it to use {IPV4_ENDPOINT}.",
+            try_it,
+        )
+    lines = [
         "Run the doctor on the EC2 instance itself (off EC2 there is no IMDS).",
-        "On the instance, look for what blocks the link-local address: `sudo iptables -S OUTPUT` "
-        "and `sudo iptables -t nat -S` (a DROP or REDIRECT for 169.254.169.254), a container "
-        "started with `--network none`, or ECS_AWSVPC_BLOCK_IMDS=true in the ECS agent.",
+        f"On the instance, look for what blocks {host}: "
+        + (
+            "`sudo ip6tables -S OUTPUT` (a DROP or REJECT for it)"
+            if endpoint == IPV6_ENDPOINT
+            else "`sudo iptables -S OUTPUT` and `sudo iptables -t nat -S` (a DROP or REDIRECT for it)"
+        )
+        + ", a container started with `--network none`, or ECS_AWSVPC_BLOCK_IMDS=true in the "
+        "ECS agent.",
+        try_it,
+    ]
+    if endpoint == IPV6_ENDPOINT:
+        lines.append(
+            f"The IPv6 endpoint ({source}) answers only on Nitro instances that have it turned on: "
+            + metadata_options(
+                "INSTANCE_ID",
+                "--http-protocol-ipv6 enabled",
+                'http_protocol_ipv6 = "enabled"',
+                "IPv6 endpoint: Enable",
+            ).replace("\n", "; ")
+            + f". Or unset the endpoint mode to use {IPV4_ENDPOINT}."
+        )
+    return _lines(*lines)
+
+
+def imds_not_answering_as_imds(endpoint: str) -> str:
+    """Something answers at ``endpoint``, but not as IMDS does (statuses IMDS never sends)."""
+    return _lines(
+        f"Find what answers at {endpoint}: a metadata proxy (kube2iam, kiam, a sidecar), a local "
+        "agent, or an iptables REDIRECT (`sudo iptables -t nat -S`); or an "
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT / ec2_metadata_service_endpoint that names the wrong "
+        "address.",
         f"Try it by hand: curl -sv -m 2 -X PUT {endpoint}/latest/api/token "
         "-H 'X-aws-ec2-metadata-token-ttl-seconds: 60'",
-        "For the IPv6 endpoint (Nitro only), turn it on: "
-        + metadata_options(
-            "INSTANCE_ID",
-            "--http-protocol-ipv6 enabled",
-            'http_protocol_ipv6 = "enabled"',
-            "IPv6 endpoint: Enable",
-        ).replace("\n", "; "),
+        "Nothing to change in the console or Terraform for IMDS itself.",
+    )
+
+
+def imds_throttled() -> str:
+    return _lines(
+        "Find the process that calls IMDS in a loop (one credentials provider per process, such "
+        "as imdscreds.install(), fetches once per rotation) and run the doctor again in a minute.",
+        "Nothing to change in the console or Terraform.",
+    )
+
+
+def imds_errors() -> str:
+    return _lines(
+        "Run the doctor again in a minute; if it persists, stop and start the instance, which "
+        "moves it to other hardware.",
+        "Console: Instance state > Stop, then Start. AWS CLI: aws ec2 stop-instances / "
+        "start-instances. Nothing to change in Terraform.",
     )
 
 
@@ -181,6 +249,48 @@ def trust_policy(role_name: str) -> str:
         "    }",
         "IMDS asks for the role's credentials again only at its next refresh, so the fix shows "
         "after a few minutes, not at once; run `imdscreds doctor` again then.",
+    )
+
+
+def credentials_malformed(endpoint: str) -> str:
+    """IMDS answered the credentials path with a document it would never send."""
+    return _lines(
+        f"IMDS always sends a JSON document with Code, AccessKeyId, SecretAccessKey, Token and "
+        f"Expiration: something else answers at {endpoint} (a metadata proxy such as kube2iam or "
+        "kiam, a sidecar, or an iptables REDIRECT: `sudo iptables -t nat -S`), or "
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT / ec2_metadata_service_endpoint names the wrong address.",
+        f"Look at what it sends: TOKEN=$(curl -s -X PUT {endpoint}/latest/api/token -H "
+        "'X-aws-ec2-metadata-token-ttl-seconds: 60') && curl -s -H \"X-aws-ec2-metadata-token: "
+        f'$TOKEN" {endpoint}/latest/meta-data/iam/security-credentials/  (then that path plus the '
+        "role name; the output holds a secret: do not paste it anywhere)",
+        "Nothing to change in the console or Terraform for IMDS itself; fix or remove what answers "
+        "in its place.",
+    )
+
+
+def invalid_setting(setting: str | None, source: str | None, config_file: str) -> str:
+    """Where to correct an invalid IMDS setting: the file, the profile's key, or the variable."""
+    where = _PROFILE_SOURCE.fullmatch(source or "")
+    if setting == "AWS_CONFIG_FILE":  # the file itself cannot be parsed
+        return _lines(
+            f"Fix the file {config_file}: an INI file of [default] and [profile NAME] sections, "
+            "each line `key = value` (look for a line outside any section, or bytes that are not "
+            "text); or point AWS_CONFIG_FILE at a valid file.",
+            "`aws configure list` shows whether the AWS CLI can read it. Nothing to change in the "
+            "console or Terraform.",
+        )
+    if where is not None:
+        return _lines(
+            f"Edit {where['path']}: fix or remove `{where['key']}` in the "
+            f"{where['profile']} profile's section (the detail above says what is valid).",
+            "Nothing to change in the console or Terraform.",
+        )
+    name = setting or "the variable named above"
+    return _lines(
+        f"Fix or unset {name} where it is set (the shell profile, /etc/environment, the systemd "
+        "unit's Environment=, the container's environment; the detail above says what is valid).",
+        "Nothing to change in the console; in Terraform, the user_data or task definition that "
+        "sets it.",
     )
 
 

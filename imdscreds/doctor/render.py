@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from typing import Protocol, TextIO
 
 from imdscreds.doctor.findings import Report
+from imdscreds.untrusted import printable
 
 __all__ = [
     "can_encode_marks",
     "finding_lines",
-    "printable",
     "render_json",
     "render_text",
     "use_color",
@@ -69,14 +69,7 @@ def can_encode_marks(stream: TextIO) -> bool:
 
 def _clean(text: str) -> str:
     """Text from IMDS or AWS, with control characters shown escaped (no terminal tricks)."""
-    return "".join(
-        char if char.isprintable() or char == "\n" else repr(char)[1:-1] for char in text
-    )
-
-
-def printable(text: str) -> str:
-    """Text from outside (a file, IMDS, AWS) made safe for a terminal: control characters escaped."""
-    return _clean(text)
+    return printable(text, keep_newlines=True)
 
 
 def _block(text: str, width: int) -> list[str]:
@@ -149,8 +142,12 @@ def render_text(
     """The report for people: a header, one line per check, fixes under failures, the verdict."""
     endpoint = report.instance.get("imds_endpoint")
     source = report.instance.get("imds_endpoint_source")
-    where = f"{endpoint} ({source})" if endpoint else "no valid IMDS endpoint"
-    lines = [f"imdscreds doctor: IMDS at {where}", ""]
+    head = (
+        f"imdscreds doctor: IMDS at {endpoint} ({source})"
+        if endpoint
+        else "imdscreds doctor: the IMDS settings are invalid (see endpoint-config)"
+    )
+    lines = [head, ""]
     for finding in report.findings:
         lines.extend(finding_lines(finding, color=color, unicode=unicode, width=width))
     status = "fail" if report.failed else "warn" if report.warnings else "pass"
@@ -161,4 +158,7 @@ def render_text(
 
 def render_json(report: Report) -> str:
     """The ``--json`` document (schema version 1, described in the README)."""
-    return json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+    text = json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+    # JSON escapes only C0 controls: DEL, C1 (U+009B is CSI) and the like would reach a terminal
+    # raw. As JSON escapes they stay the same text for a parser.
+    return printable(text, keep_newlines=True, escape=lambda char: json.dumps(char)[1:-1])

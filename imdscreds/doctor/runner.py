@@ -44,6 +44,7 @@ from imdscreds.doctor.checks_role import (
 )
 from imdscreds.doctor.context import Context
 from imdscreds.doctor.findings import CHECK_IDS, Finding, Report, failed
+from imdscreds.doctor.verdict import reconcile
 from imdscreds.errors import ConfigError
 
 __all__ = ["CHECKS", "run_doctor"]
@@ -143,7 +144,7 @@ def run_doctor(
 
 def _run_one(check_id: str, check: Check, ctx: Context) -> Finding:
     try:
-        return check(ctx)
+        return reconcile(ctx, check(ctx))
     except ConfigError as exc:
         if exc.source == "argument":
             raise

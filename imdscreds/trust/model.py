@@ -312,6 +312,9 @@ def parse_policy(document: str | Mapping[str, Any]) -> Policy:
             loaded: object = json.loads(document)
         except json.JSONDecodeError as exc:
             return Policy(None, (), (_json_error(exc),), rejected=True)
+        except RecursionError:  # nested deeper than the parser goes: no policy is
+            problem = Problem("invalid-json", None, "the document is nested too deep to be JSON")
+            return Policy(None, (), (problem,), rejected=True)
     else:
         loaded = document
     if not isinstance(loaded, Mapping):
