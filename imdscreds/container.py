@@ -13,7 +13,6 @@ issuer rotates it) and a CR or LF in it is refused (it would split the header).
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import threading
 from collections.abc import Mapping
@@ -24,9 +23,10 @@ from urllib.parse import urlsplit
 import requests
 
 from imdscreds.clock import SYSTEM_CLOCK, Clock
-from imdscreds.credentials import RoleCredentials, parse_timestamp
+from imdscreds.credentials import RoleCredentials, parse_document, parse_timestamp
 from imdscreds.errors import ConfigError, ContainerCredentialsError, MalformedResponseError
 from imdscreds.transport import Dropped, NoAnswer, Unreachable, new_session, send
+from imdscreds.untrusted import is_header_safe, printable
 
 __all__ = [
     "ENV_FULL_URI",
@@ -44,6 +44,8 @@ _AGENT_HOSTS = frozenset({"169.254.170.2", "169.254.170.23", "fd00:ec2::23", "lo
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_ATTEMPTS = 3
 _RETRY_PAUSE = 0.2
+# The most of an endpoint's refusal message that an error quotes.
+_MESSAGE_LIMIT = 500
 _REQUIRED = ("AccessKeyId", "SecretAccessKey", "Token", "Expiration")
 ROLE_LABEL = "container-credentials"
 """What ``RoleCredentials.role_name`` says for credentials from such an endpoint (it names no role)."""
@@ -109,18 +111,23 @@ def parse_container_credentials(
     ``server_time`` is the answer's ``Date``: the engine judges the Expiration by that clock.
     """
     try:
-        doc = json.loads(body)
-    except ValueError as exc:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
         raise MalformedResponseError(
-            f"The container-credentials endpoint {url} answered with something that is not JSON "
-            f"({exc}).",
+            f"The container-credentials endpoint {url} answered with bytes that are not UTF-8.",
             hint=f"Check that {ENV_FULL_URI} points at a credentials endpoint.",
         ) from None
-    if not isinstance(doc, dict):
-        raise MalformedResponseError(f"{url} answered with JSON that is not an object.")
+    doc = parse_document(text, f"The answer of the container-credentials endpoint {url}")
     missing = [name for name in _REQUIRED if not isinstance(doc.get(name), str) or not doc[name]]
     if missing:
         raise MalformedResponseError(f"The credentials from {url} lack {', '.join(missing)}.")
+    # Both go out in headers of every signed request; the document's text is never quoted.
+    unsendable = [name for name in ("AccessKeyId", "Token") if not is_header_safe(doc[name])]
+    if unsendable:
+        raise MalformedResponseError(
+            f"The credentials from {url} have a {' and '.join(unsendable)} that cannot be sent "
+            "as an HTTP header (not visible ASCII)."
+        )
     account_id = doc.get("AccountId")
     return RoleCredentials(
         access_key_id=doc["AccessKeyId"],
@@ -221,10 +228,9 @@ class ContainerCredentialsFetcher:
 def _refusal(status: int, body: bytes, url: str) -> ContainerCredentialsError:
     """The endpoint's refusal, with its Code and Message made printable (they come from outside)."""
     try:
-        doc = json.loads(body)
-    except ValueError:
-        doc = None
-    fields = doc if isinstance(doc, dict) else {}
+        fields = parse_document(body.decode("utf-8", "replace"), url)
+    except MalformedResponseError:
+        fields = {}
     code, message, hint = (
         value if isinstance(value, str) and value else None
         for value in (fields.get("Code"), fields.get("Message"), fields.get("Hint"))
@@ -241,6 +247,5 @@ def _refusal(status: int, body: bytes, url: str) -> ContainerCredentialsError:
     )
 
 
-def _printable(text: str, limit: int = 500) -> str:
-    cleaned = "".join(char if char.isprintable() else "?" for char in text)
-    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
+def _printable(text: str) -> str:
+    return printable(text, limit=_MESSAGE_LIMIT)
