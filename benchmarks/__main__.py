@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import aio, report, scenarios, timeline, trust_policies
+from benchmarks import aio, broker, report, scenarios, timeline, trust_policies
 from benchmarks.peers import IN_PROCESS_PEERS, available
 from benchmarks.scenarios import AnyPeer, Settings, Table
 from benchmarks.sdk_peer import PeerUnavailable, SdkPeer
@@ -35,6 +35,8 @@ SCENARIOS: dict[int, Callable[[list[AnyPeer], Settings], Table]] = {
     7: scenarios.no_imds,
     8: trust_policies.trust_policies,
     9: lambda peers, settings: aio.table(settings),
+    10: broker.answer_time,
+    11: broker.per_rotation,
 }
 
 
@@ -126,6 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     why_not = timeline.draw(tables, picture)
     if why_not is not None:
         print(f"Note: {why_not}")
+    broker_picture = picture.with_name(picture.name.replace("timeline", "broker"))
+    if broker_picture == picture:
+        broker_picture = picture.with_name(f"broker-{picture.name}")
+    broker_why_not = broker.draw(tables, broker_picture)
+    if broker_why_not is not None:
+        print(f"Note: {broker_why_not}")
+    for table in tables:
+        if table.number == 11 and broker_why_not is None:
+            link = os.path.relpath(broker_picture, output.parent)
+            table.notes.append(
+                f"![IMDS requests per rotation, with and without the broker]({link})"
+            )
     sdk_versions = {p.name: p.version for p in peers if isinstance(p, SdkPeer)}
     notes = [(p.name, p.version, p.note) for p in peers]
     text = report.document(

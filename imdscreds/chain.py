@@ -19,6 +19,7 @@ import botocore.credentials  # type: ignore[import-untyped,unused-ignore]
 
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
+from imdscreds.container import ContainerCredentialsFetcher
 from imdscreds.credentials import RoleCredentials
 from imdscreds.errors import IMDSUnreachableError, MetadataDisabledError, NoInstanceProfileError
 from imdscreds.imds import IMDSClient
@@ -206,9 +207,10 @@ class EngineBackedCredentials:
         policy: RefreshPolicy | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
-        client: IMDSClient | None = None,
+        client: IMDSClient | ContainerCredentialsFetcher | None = None,
+        method: str = METHOD,
     ) -> None:
-        self.method = METHOD
+        self.method = method
         self._engine = RefreshingCredentials(
             fetch, policy=policy, clock=clock, rng=rng, view=read_only
         )

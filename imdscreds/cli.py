@@ -139,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_fake_imds_command(commands)
     cli_trust.register(commands)
+    from imdscreds.cli_broker import add_commands
+
+    add_commands(commands)
 
     for command in commands.choices.values():
         command.set_defaults(usage_parser=command)

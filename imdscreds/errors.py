@@ -7,6 +7,7 @@ escape sequence, however the message was built. Callers catch by type::
     IMDSCredsError                      anything imdscreds raises
     ├── ConfigError                     a setting is invalid: names the value, its source, what is valid
     ├── MetadataDisabledError           AWS_EC2_METADATA_DISABLED / disable_ec2_metadata says never call IMDS
+    ├── ContainerCredentialsError       AWS_CONTAINER_CREDENTIALS_FULL_URI (imdscreds serve, EKS Pod Identity) gave none
     └── IMDSError                       talking to IMDS failed
         ├── IMDSUnreachableError        no IMDS here: connection refused, or no connection in time
         ├── IMDSDisabledError           IMDS answered 403: the instance's metadata endpoint is turned off
@@ -27,6 +28,7 @@ from imdscreds.untrusted import printable
 
 __all__ = [
     "ConfigError",
+    "ContainerCredentialsError",
     "CredentialsError",
     "IMDSCodeError",
     "IMDSCredsError",
@@ -171,3 +173,23 @@ class TrustPolicyError(IMDSCodeError):
         "(Terraform: aws_iam_role.assume_role_policy). New credentials appear at IMDS's next "
         "refresh; `imdscreds doctor` shows the full fix."
     )
+
+
+class ContainerCredentialsError(IMDSCredsError):
+    """A container-credentials endpoint (``AWS_CONTAINER_CREDENTIALS_FULL_URI``) gave no credentials.
+
+    ``status`` is the HTTP status (None when nothing answered); ``code`` the ``Code`` the endpoint
+    sent with its refusal, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message, hint=hint)

@@ -20,6 +20,7 @@ import botocore.credentials  # type: ignore[import-untyped,unused-ignore]
 import botocore.session  # type: ignore[import-untyped,unused-ignore]
 
 from imdscreds.chain import (
+    METHOD,
     NO_ROLE_HERE,
     EngineBackedCredentials,
     InstanceRoleProvider,
@@ -29,12 +30,14 @@ from imdscreds.chain import (
 )
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
+from imdscreds.container import ContainerCredentialsFetcher, ContainerEndpoint
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
 from imdscreds.errors import NoInstanceProfileError
 from imdscreds.imds import IMDSClient
 from imdscreds.policy import RefreshPolicy
 
 __all__ = [
+    "ContainerCredentialProvider",
     "IMDSCredentialProvider",
     "IMDSRefreshableCredentials",
     "boto3_session",
@@ -63,9 +66,10 @@ class IMDSRefreshableCredentials(
         policy: RefreshPolicy | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
-        client: IMDSClient | None = None,
+        client: IMDSClient | ContainerCredentialsFetcher | None = None,
+        method: str = METHOD,
     ) -> None:
-        super().__init__(fetch, policy=policy, clock=clock, rng=rng, client=client)
+        super().__init__(fetch, policy=policy, clock=clock, rng=rng, client=client, method=method)
         self._get()
 
     @classmethod
@@ -180,6 +184,73 @@ class IMDSCredentialProvider(InstanceRoleProvider):
         return credentials
 
 
+class ContainerCredentialProvider(botocore.credentials.CredentialProvider):  # type: ignore[misc]
+    """Container credentials (``imdscreds serve``, EKS Pod Identity) through the refresh engine.
+
+    Takes the place of botocore's ``container-role`` provider when
+    ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` are set,
+    so a process under a broker keeps the lock-free read and static stability. Without the two
+    variables at :meth:`load` it defers to the provider it replaced (ECS's relative URI, say).
+    """
+
+    METHOD = "container-role"
+    CANONICAL_NAME = "EcsContainer"
+
+    def __init__(
+        self,
+        replaced: Any = None,
+        *,
+        policy: RefreshPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self._replaced = replaced
+        self.policy = RefreshPolicy() if policy is None else policy
+        self._clock = clock
+        self._environ = environ
+        self._credentials: IMDSRefreshableCredentials | None = None
+
+    def __repr__(self) -> str:
+        return f"ContainerCredentialProvider(loaded={self._credentials is not None})"
+
+    def load(self) -> Any:
+        """The endpoint's credentials; raises our error, with its hint, when it gives none."""
+        if self._credentials is not None:
+            return self._credentials
+        endpoint = ContainerEndpoint.from_environ(self._environ)
+        if endpoint is None:
+            return None if self._replaced is None else self._replaced.load()
+        fetcher = ContainerCredentialsFetcher(endpoint, clock=self._clock)
+        try:
+            credentials = IMDSRefreshableCredentials(
+                fetcher.fetch,
+                policy=self.policy,
+                clock=self._clock,
+                client=fetcher,
+                method=self.METHOD,
+            )
+        except BaseException:
+            fetcher.close()
+            raise
+        log.info("Found credentials from the container-credentials endpoint %s.", endpoint.url)
+        self._credentials = credentials
+        return credentials
+
+
+def _use_container_provider(
+    providers: list[Any], policy: RefreshPolicy | None, clock: Clock
+) -> None:
+    """With the broker's two variables set, read the endpoint through the engine too."""
+    if ContainerEndpoint.from_environ() is None:
+        return
+    for index, existing in enumerate(providers):
+        if getattr(existing, "METHOD", None) == ContainerCredentialProvider.METHOD:
+            if not isinstance(existing, ContainerCredentialProvider):
+                providers[index] = ContainerCredentialProvider(existing, policy=policy, clock=clock)
+            return
+
+
 def install(
     session: Any = None,
     *,
@@ -196,6 +267,7 @@ def install(
     core = _botocore_session(session)
     provider = IMDSCredentialProvider(imds_config, policy=policy, clock=clock, session=core)
     replace_instance_role_provider(core, provider, caller="imdscreds.install()")
+    _use_container_provider(core.get_component("credential_provider").providers, policy, clock)
     return provider
 
 

@@ -285,6 +285,7 @@ def test_boto3_session_without_boto3_names_the_extra(monkeypatch: pytest.MonkeyP
 
 def test_module_exports() -> None:
     assert set(imdscreds.provider.__all__) == {
+        "ContainerCredentialProvider",
         "IMDSCredentialProvider",
         "IMDSRefreshableCredentials",
         "boto3_session",
