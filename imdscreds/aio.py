@@ -37,21 +37,29 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from imdscreds import _forksafe
 from imdscreds.chain import (
     NO_ROLE_HERE,
+    ContainerProviderBase,
     EngineBackedCredentials,
     InstanceRoleProvider,
     count_imds_credentials,
     is_aio_session,
+    replace_container_provider,
     replace_instance_role_provider,
 )
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
+from imdscreds.container import ContainerCredentialsFetcher
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
 from imdscreds.errors import NoInstanceProfileError
 from imdscreds.imds import IMDSClient
 from imdscreds.policy import RefreshPolicy
 from imdscreds.refresh import RefreshingCredentials
 
-__all__ = ["AioIMDSCredentialProvider", "AioIMDSRefreshableCredentials", "install"]
+__all__ = [
+    "AioContainerCredentialProvider",
+    "AioIMDSCredentialProvider",
+    "AioIMDSRefreshableCredentials",
+    "install",
+]
 
 log = logging.getLogger("imdscreds.aio")
 
@@ -249,6 +257,32 @@ class AioIMDSCredentialProvider(InstanceRoleProvider):
         return credentials
 
 
+class AioContainerCredentialProvider(ContainerProviderBase):
+    """Container credentials (``imdscreds serve``, EKS Pod Identity) for aiobotocore, through the
+    refresh engine, in place of aiobotocore's ``container-role`` provider (see
+    :class:`imdscreds.chain.ContainerProviderBase`)."""
+
+    async def load(self) -> Any:
+        """The endpoint's credentials; raises our error, with its hint, when it gives none."""
+        credentials = self._credentials
+        if credentials is None:
+            endpoint = self._endpoint()
+            if endpoint is None:
+                return None if self._replaced is None else await self._replaced.load()
+            fetcher = ContainerCredentialsFetcher(endpoint, clock=self._clock)
+            credentials = self._credentials = AioIMDSRefreshableCredentials(
+                fetcher.fetch,
+                policy=self.policy,
+                clock=self._clock,
+                client=fetcher,
+                method=self.METHOD,
+            )
+            log.info("Reading container credentials from %s.", endpoint.url)
+        # The first fetch runs off the loop; a failure keeps the engine and its backoff.
+        await credentials.get_frozen_credentials()
+        return credentials
+
+
 def install(
     session: Any,
     *,
@@ -264,6 +298,9 @@ def install(
     core = _aio_session(session)
     provider = AioIMDSCredentialProvider(imds_config, policy=policy, clock=clock, session=core)
     replace_instance_role_provider(core, provider, caller="imdscreds.aio.install()")
+    replace_container_provider(
+        core, lambda replaced: AioContainerCredentialProvider(replaced, policy=policy, clock=clock)
+    )
     return provider
 
 

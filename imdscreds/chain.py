@@ -19,7 +19,7 @@ import botocore.credentials  # type: ignore[import-untyped,unused-ignore]
 
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
-from imdscreds.container import ContainerCredentialsFetcher
+from imdscreds.container import ContainerCredentialsFetcher, ContainerEndpoint
 from imdscreds.credentials import RoleCredentials
 from imdscreds.errors import IMDSUnreachableError, MetadataDisabledError, NoInstanceProfileError
 from imdscreds.imds import IMDSClient
@@ -28,14 +28,17 @@ from imdscreds.refresh import RefreshingCredentials
 
 __all__ = [
     "CANONICAL_NAME",
+    "CONTAINER_METHOD",
     "METHOD",
     "NO_ROLE_HERE",
+    "ContainerProviderBase",
     "EngineBackedCredentials",
     "InstanceRoleProvider",
     "count_imds_credentials",
     "imds_config_for",
     "is_aio_session",
     "read_only",
+    "replace_container_provider",
     "replace_instance_role_provider",
 ]
 
@@ -100,6 +103,61 @@ def replace_instance_role_provider(session: Any, provider: Any, *, caller: str) 
         # Someone took iam-role out of the chain; installing is an explicit request to have it.
         providers.append(provider)
     _source_credentials_from(providers, provider)
+
+
+CONTAINER_METHOD = "container-role"
+
+
+class ContainerProviderBase(botocore.credentials.CredentialProvider):  # type: ignore[misc]
+    """What the engine-backed ``container-role`` providers of both glue modules share.
+
+    They take the place of the SDK's ``container-role`` provider when
+    ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` are set
+    (``imdscreds serve``, EKS Pod Identity), so a process under a broker keeps the lock-free read and
+    static stability; without the two variables at ``load()`` they defer to the provider they
+    replaced (ECS's relative URI, say).
+    """
+
+    METHOD = CONTAINER_METHOD
+    CANONICAL_NAME = "EcsContainer"
+    ENGINE_BACKED = True
+
+    def __init__(
+        self,
+        replaced: Any = None,
+        *,
+        policy: RefreshPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self._replaced = replaced
+        self.policy = RefreshPolicy() if policy is None else policy
+        self._clock = clock
+        self._environ = environ
+        self._credentials: Any = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(loaded={self._credentials is not None})"
+
+    def _endpoint(self) -> ContainerEndpoint | None:
+        return ContainerEndpoint.from_environ(self._environ)
+
+
+def replace_container_provider(session: Any, make: Callable[[Any], Any]) -> None:
+    """With the broker's two variables set, put ``make(replaced)`` where ``container-role`` was.
+
+    Without them the SDK's own provider stays (ECS's relative URI is its business), and a chain
+    already holding one of ours is left alone.
+    """
+    if ContainerEndpoint.from_environ() is None:
+        return
+    providers = session.get_component("credential_provider").providers
+    for index, existing in enumerate(providers):
+        if getattr(existing, "METHOD", None) == CONTAINER_METHOD:
+            if not getattr(existing, "ENGINE_BACKED", False):
+                providers[index] = make(existing)
+            return
 
 
 def _source_credentials_from(providers: list[Any], provider: Any) -> None:

@@ -22,15 +22,17 @@ import botocore.session  # type: ignore[import-untyped,unused-ignore]
 from imdscreds.chain import (
     METHOD,
     NO_ROLE_HERE,
+    ContainerProviderBase,
     EngineBackedCredentials,
     InstanceRoleProvider,
     count_imds_credentials,
     is_aio_session,
+    replace_container_provider,
     replace_instance_role_provider,
 )
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.config import IMDSConfig
-from imdscreds.container import ContainerCredentialsFetcher, ContainerEndpoint
+from imdscreds.container import ContainerCredentialsFetcher
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher
 from imdscreds.errors import NoInstanceProfileError
 from imdscreds.imds import IMDSClient
@@ -184,41 +186,15 @@ class IMDSCredentialProvider(InstanceRoleProvider):
         return credentials
 
 
-class ContainerCredentialProvider(botocore.credentials.CredentialProvider):  # type: ignore[misc]
-    """Container credentials (``imdscreds serve``, EKS Pod Identity) through the refresh engine.
-
-    Takes the place of botocore's ``container-role`` provider when
-    ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` are set,
-    so a process under a broker keeps the lock-free read and static stability. Without the two
-    variables at :meth:`load` it defers to the provider it replaced (ECS's relative URI, say).
-    """
-
-    METHOD = "container-role"
-    CANONICAL_NAME = "EcsContainer"
-
-    def __init__(
-        self,
-        replaced: Any = None,
-        *,
-        policy: RefreshPolicy | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        environ: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__()
-        self._replaced = replaced
-        self.policy = RefreshPolicy() if policy is None else policy
-        self._clock = clock
-        self._environ = environ
-        self._credentials: IMDSRefreshableCredentials | None = None
-
-    def __repr__(self) -> str:
-        return f"ContainerCredentialProvider(loaded={self._credentials is not None})"
+class ContainerCredentialProvider(ContainerProviderBase):
+    """Container credentials (``imdscreds serve``, EKS Pod Identity) through the refresh engine,
+    in place of botocore's ``container-role`` provider (see :class:`ContainerProviderBase`)."""
 
     def load(self) -> Any:
         """The endpoint's credentials; raises our error, with its hint, when it gives none."""
         if self._credentials is not None:
             return self._credentials
-        endpoint = ContainerEndpoint.from_environ(self._environ)
+        endpoint = self._endpoint()
         if endpoint is None:
             return None if self._replaced is None else self._replaced.load()
         fetcher = ContainerCredentialsFetcher(endpoint, clock=self._clock)
@@ -238,19 +214,6 @@ class ContainerCredentialProvider(botocore.credentials.CredentialProvider):  # t
         return credentials
 
 
-def _use_container_provider(
-    providers: list[Any], policy: RefreshPolicy | None, clock: Clock
-) -> None:
-    """With the broker's two variables set, read the endpoint through the engine too."""
-    if ContainerEndpoint.from_environ() is None:
-        return
-    for index, existing in enumerate(providers):
-        if getattr(existing, "METHOD", None) == ContainerCredentialProvider.METHOD:
-            if not isinstance(existing, ContainerCredentialProvider):
-                providers[index] = ContainerCredentialProvider(existing, policy=policy, clock=clock)
-            return
-
-
 def install(
     session: Any = None,
     *,
@@ -267,7 +230,9 @@ def install(
     core = _botocore_session(session)
     provider = IMDSCredentialProvider(imds_config, policy=policy, clock=clock, session=core)
     replace_instance_role_provider(core, provider, caller="imdscreds.install()")
-    _use_container_provider(core.get_component("credential_provider").providers, policy, clock)
+    replace_container_provider(
+        core, lambda replaced: ContainerCredentialProvider(replaced, policy=policy, clock=clock)
+    )
     return provider
 
 

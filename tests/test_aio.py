@@ -378,6 +378,7 @@ def test_nothing_of_aiobotocore_is_imported_unless_imdscreds_aio_is() -> None:
 
 def test_module_exports() -> None:
     assert set(imdscreds.aio.__all__) == {
+        "AioContainerCredentialProvider",
         "AioIMDSCredentialProvider",
         "AioIMDSRefreshableCredentials",
         "install",
@@ -411,3 +412,62 @@ def test_a_child_forked_while_a_refresh_is_out_refreshes_on_its_own(
     _, status = os.waitpid(pid, 0)
     waiting.join(10)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+# -- a broker's container credentials, through the engine ----------------------------------------
+
+
+def test_aio_install_reads_a_broker_through_the_engine_when_its_two_variables_are_set(
+    fake_imds: FakeIMDS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imdscreds import IMDSClient, RoleCredentialsFetcher
+    from imdscreds.aio import AioContainerCredentialProvider
+    from imdscreds.broker import Broker, TokenFile
+
+    token = TokenFile.create()
+    config = IMDSConfig.resolve(endpoint=fake_imds.endpoint, environ={}, config_file=os.devnull)
+    broker = Broker(RoleCredentialsFetcher(IMDSClient(config)).fetch, token=token.token).start()
+    try:
+        assert broker.wait_first_fetch(10)
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", broker.url)
+        monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(token.path))
+        session = aiobotocore_session.AioSession()
+        imdscreds.aio.install(session)
+        providers = session.get_component("credential_provider").providers
+        methods = [provider.METHOD for provider in providers]
+        assert isinstance(
+            providers[methods.index("container-role")], AioContainerCredentialProvider
+        )
+        assert methods.index("container-role") < methods.index("iam-role")  # the order kept
+        fake_imds.reset_counts()
+
+        async def read() -> tuple[str, Any]:
+            credentials = await session.get_credentials()
+            frozen = await credentials.get_frozen_credentials()
+            return credentials.method, frozen
+
+        method, frozen = asyncio.run(read())
+        again = asyncio.run(read())  # another loop: the same engine, no new fetch
+    finally:
+        broker.stop()
+        token.remove()
+    assert method == "container-role"
+    assert frozen.access_key == fake_imds.current_credentials.access_key_id
+    assert again == (method, frozen)
+    assert fake_imds.count() == 0  # the broker already had them
+
+
+def test_aio_container_provider_defers_to_the_one_it_replaced_without_the_variables() -> None:
+    from imdscreds.aio import AioContainerCredentialProvider
+
+    class Replaced:
+        METHOD = "container-role"
+
+        async def load(self) -> str:
+            return "replaced provider's credentials"
+
+    assert (
+        asyncio.run(AioContainerCredentialProvider(Replaced(), environ={}).load())
+        == "replaced provider's credentials"
+    )
+    assert asyncio.run(AioContainerCredentialProvider(None, environ={}).load()) is None
