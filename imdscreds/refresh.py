@@ -70,6 +70,8 @@ _SYSTEM_CLOCK_WATCH = 2.0
 # How far the wall clock may run ahead of or behind the monotonic one before it counts as a suspend
 # or a step: NTP slews a clock by at most 500 ppm, about 11 s over the 6 h credentials live.
 _CLOCK_DRIFT_TOLERANCE = 30.0
+# Two monotonic readings around a wall-clock reading further apart than this: the clock moved.
+_CLOCK_READ_SLACK = 1.0
 # No AWS role credentials live longer than 12 h (a role's longest session); a server Date far in
 # the past must not make a set look good for longer.
 _LONGEST_LIFE = 43200.0
@@ -255,8 +257,20 @@ class RefreshingCredentials(Generic[V]):
 
     def _elapsed_now(self, snap: _Snapshot[V]) -> float:
         # "Now" on the snapshot's monotonic scale, counting time the monotonic clock missed.
-        mono = self._monotonic()
-        return mono + max(0.0, _drift(snap, mono, self._wall()))
+        clocks = self._read_clocks()
+        if clocks is None:
+            return self._monotonic()
+        mono, wall = clocks
+        return mono + max(0.0, _drift(snap, mono, wall))
+
+    def _read_clocks(self) -> tuple[float, float] | None:
+        """The monotonic and the wall clock read together, or None when the clock moved while it
+        was read (a fake clock another thread advances): a reading split across a jump would look
+        like a suspend."""
+        before = self._monotonic()
+        wall = self._wall()
+        after = self._monotonic()
+        return None if after - before > _CLOCK_READ_SLACK else (after, wall)
 
     def close(self) -> None:
         """Stop the prefetch thread; :meth:`get` keeps working, refreshing in the caller's thread."""
@@ -320,7 +334,10 @@ class RefreshingCredentials(Generic[V]):
 
     def _reconcile_clocks(self, snap: _Snapshot[V]) -> _Snapshot[V]:
         """Re-anchor the two clocks; if the monotonic one missed time, move the deadlines."""
-        mono, wall = self._monotonic(), self._wall()
+        clocks = self._read_clocks()
+        if clocks is None:
+            return snap  # look again next time
+        mono, wall = clocks
         drift = _drift(snap, mono, wall)
         if abs(drift) <= _CLOCK_DRIFT_TOLERANCE:
             return snap
@@ -350,9 +367,8 @@ class RefreshingCredentials(Generic[V]):
     def _watch_clocks(self) -> None:
         """The watcher's look: if the clocks drifted apart, move the deadlines now."""
         snap = self._snapshot
-        if snap is None or abs(_drift(snap, self._monotonic(), self._wall())) <= (
-            _CLOCK_DRIFT_TOLERANCE
-        ):
+        clocks = self._read_clocks()
+        if snap is None or clocks is None or abs(_drift(snap, *clocks)) <= _CLOCK_DRIFT_TOLERANCE:
             return
         if self._lock.acquire(blocking=False):  # busy: a refresh is under way, it reconciles
             try:
@@ -579,7 +595,11 @@ class RefreshingCredentials(Generic[V]):
         failing: bool,
     ) -> _Snapshot[V]:
         refresh_at = attempt_at
-        mono, wall = self._monotonic(), self._wall()
+        for _ in range(3):  # an anchor wants both clocks read at one instant
+            clocks = self._read_clocks()
+            if clocks is not None:
+                break
+        mono, wall = clocks if clocks is not None else (self._monotonic(), self._wall())
         if self._thread is not None:
             # The prefetch thread keeps attempt_at; callers step in only as a backstop, at the
             # mandatory window, or at the end of an extension if IMDS stays down.
@@ -629,10 +649,11 @@ class RefreshingCredentials(Generic[V]):
         """Refresh if due; return how long to sleep before looking again."""
         snap = self._snapshot
         mono = self._monotonic()
+        clocks = self._read_clocks()
         if (
             snap is not None
             and mono < snap.attempt_at
-            and abs(_drift(snap, mono, self._wall())) <= _CLOCK_DRIFT_TOLERANCE
+            and (clocks is None or abs(_drift(snap, *clocks)) <= _CLOCK_DRIFT_TOLERANCE)
         ):
             return min(snap.attempt_at - mono, self._poll)
         with self._lock:

@@ -521,3 +521,29 @@ def test_64_threads_through_rotations_of_short_lived_credentials_on_the_real_clo
     assert figures["sets"] >= 3
     assert figures["errors"] == figures["mixed"] == figures["expired"] == 0
     assert gets == figures["sets"]
+
+
+def test_a_fake_clock_advanced_while_it_is_read_is_not_taken_for_a_suspend(
+    true_clock: FakeClock, rotating_imds: FakeIMDS, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A simulation advances its clock from another thread; a reading of the two clocks split by
+    # such a jump (monotonic before it, wall after) must not look like the host having slept.
+    class JumpingClock(HostClock):
+        jumping = False
+
+        def now(self) -> datetime:
+            if self.jumping:
+                self.true.advance(60.0)  # another thread's step, between the two readings
+            return super().now()
+
+    clock = JumpingClock(true_clock)
+    creds = engine_for(rotating_imds.endpoint, clock=clock)
+    first = creds.get()
+    caplog.set_level("INFO", logger="imdscreds.refresh")
+    clock.jumping = True
+    time.sleep(0.1)  # the clock watcher looks every few ms on a clock that is not the system's
+    clock.jumping = False
+    stood_still = [r for r in caplog.records if "stood still" in r.getMessage()]
+    print(f"clock advanced {true_clock.monotonic() - 1000:.0f} s while read; suspends seen: 0")
+    assert stood_still == []
+    assert creds.get() is first  # still hours from its refresh: nothing moved its deadlines
