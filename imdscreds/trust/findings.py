@@ -7,6 +7,7 @@ The ids are a contract, as the doctor's are: scripts match on them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -114,16 +115,8 @@ class TrustFinding:
             raise ValueError(f"unknown trust finding id {self.id!r}")
 
     def to_json(self) -> dict[str, Any]:
-        """The finding as ``imdscreds trust explain --json`` carries it."""
-        return {
-            "id": self.id,
-            "status": self.status,
-            "summary": self.summary,
-            "detail": self.detail,
-            "fix": self.fix,
-            "file": self.file,
-            "line": self.line,
-        }
+        """The finding as ``imdscreds trust explain --json`` carries it: every field, in order."""
+        return dataclasses.asdict(self)
 
 
 _PROBLEM_FIX = {
