@@ -14,17 +14,13 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imdscreds.trust import (
-    NOTE,
-    Request,
-    TerraformError,
-    TrustFinding,
-    explain_policy,
-    explain_role,
-    read_terraform,
-)
+if TYPE_CHECKING:
+    from imdscreds.trust import Request, TrustFinding
+
+# The trust engine is imported when the command runs, not when the parser is built: every other
+# command (``imdscreds credentials`` as a credential_process above all) would pay for it.
 
 __all__ = ["register"]
 
@@ -83,6 +79,8 @@ def _is_terraform(path: str) -> bool:
 
 
 def _results(paths: Sequence[str], request: Request) -> list[_Result]:
+    from imdscreds.trust import NOTE, TerraformError, explain_policy, explain_role, read_terraform
+
     results: list[_Result] = []
     for path in paths:
         if _is_terraform(path):
@@ -186,6 +184,7 @@ def _json(results: list[_Result], request: Request) -> str:
 def run_explain(args: argparse.Namespace) -> int:
     """The ``trust explain`` command."""
     from imdscreds.doctor.render import can_encode_marks, use_color
+    from imdscreds.trust import Request, TerraformError
 
     request = Request(principal=args.principal, action=args.action)
     try:
