@@ -1,4 +1,4 @@
-"""The command-line arguments ``cli`` and ``cli_broker`` share: the IMDS settings and their resolution.
+"""The arguments ``cli`` and ``cli_broker`` share: the IMDS settings and the config made of them.
 
 Below both (it imports neither), so the two command modules do not import each other.
 """

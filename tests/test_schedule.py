@@ -6,9 +6,11 @@ Times are monotonic seconds; the credentials below expire at 21600 (6 h, as IMDS
 
 from __future__ import annotations
 
+import ast
 import math
 import random
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -245,3 +247,15 @@ def test_no_set_lives_longer_than_twelve_hours(hours: int) -> None:
 
 def test_just_under_twelve_hours_is_not_capped() -> None:
     assert schedule.life_left(T + timedelta(hours=12) - timedelta(seconds=1), T, None) == 43199.0
+
+
+def test_the_schedule_reads_no_clock_and_starts_no_thread() -> None:
+    tree = ast.parse(Path(schedule.__file__).read_text(encoding="utf-8"))
+    imported = {
+        alias.name if isinstance(node, ast.Import) else f"{node.module}"
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    assert "imdscreds.policy" in imported  # the walk found the imports
+    assert not imported & {"time", "threading", "random", "imdscreds.clock", "asyncio"}

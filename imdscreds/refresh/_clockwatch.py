@@ -1,4 +1,4 @@
-"""Clock reconciliation: moving the deadlines when the clocks drift apart, and its watcher thread."""
+"""Clock reconciliation: deadlines moved when the two clocks drift apart, and the watcher thread."""
 
 from __future__ import annotations
 

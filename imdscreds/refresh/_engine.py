@@ -1,5 +1,9 @@
-"""The engine: :class:`RefreshingCredentials`, composing the snapshot, the schedule, static
-stability, the clock watch, the prefetch thread and fork handling into one refresh per rotation."""
+"""The engine: :class:`RefreshingCredentials`, fetching once per rotation, built of the parts.
+
+The other modules' parts are its base classes (so the lock-free read is the method itself, with no
+object in between): the snapshot and its reads, static stability, the clock watch, the prefetch
+thread and fork handling; the schedule is called as functions.
+"""
 
 from __future__ import annotations
 

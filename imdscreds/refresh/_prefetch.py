@@ -1,4 +1,4 @@
-"""The prefetch thread: an optional daemon that refreshes at the advisory point, so callers never wait."""
+"""The prefetch thread: an optional daemon refreshing at the advisory point, so no caller waits."""
 
 from __future__ import annotations
 
