@@ -1,4 +1,4 @@
-"""The engine: :class:`RefreshingCredentials`, fetching once per rotation, built of the parts.
+"""The engine: :class:`RefreshingCredentials`, one fetch per rotation, made of its siblings.
 
 The other modules' parts are its base classes (so the lock-free read is the method itself, with no
 object in between): the snapshot and its reads, static stability, the clock watch, the prefetch
