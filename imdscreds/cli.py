@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from imdscreds import cli_trust
 from imdscreds._version import __version__
+from imdscreds.cli_args import add_imds_arguments, config_from_args
 from imdscreds.config import IMDSConfig
 from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher, format_timestamp
 from imdscreds.errors import ConfigError, IMDSCredsError
@@ -255,26 +256,6 @@ def _seconds(raw: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{raw!r} is not a positive number of seconds")
     return value
-
-
-def add_imds_arguments(parser: argparse.ArgumentParser) -> None:
-    """The IMDS settings every command that talks to IMDS takes."""
-    parser.add_argument(
-        "--endpoint", help="IMDS base URL (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, or IMDS)"
-    )
-    parser.add_argument("--timeout", help="seconds per attempt (default 1)")
-    parser.add_argument("--attempts", help="attempts per request (default 3)")
-    parser.add_argument("--role-name", help="skip role discovery and use this role")
-
-
-def config_from_args(args: argparse.Namespace) -> IMDSConfig:
-    """Resolve the IMDS configuration, command-line arguments first."""
-    return IMDSConfig.resolve(
-        endpoint=args.endpoint,
-        timeout=args.timeout,
-        attempts=args.attempts,
-        instance_profile_name=args.role_name,
-    )
 
 
 def mask(secret: str) -> str:

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from imdscreds.cli_args import add_imds_arguments, config_from_args
 from imdscreds.errors import ConfigError
 
 __all__ = ["add_commands"]
@@ -17,8 +18,6 @@ EXIT_NOT_FOUND = 127
 
 def add_commands(commands: Any) -> None:
     """Add ``serve`` and ``exec`` to the ``imdscreds`` parser's subcommands."""
-    from imdscreds.cli import add_imds_arguments
-
     serve = commands.add_parser(
         "serve",
         help="serve the instance role to this host's processes (one IMDS fetch per rotation)",
@@ -58,7 +57,6 @@ def add_commands(commands: Any) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from imdscreds.broker.run import broker_environment, running_broker, wait_for_stop
-    from imdscreds.cli import config_from_args
 
     if not args.verbose:
         logging.getLogger("imdscreds").setLevel(logging.INFO)  # one line per refresh
@@ -81,7 +79,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _exec(args: argparse.Namespace) -> int:
     from imdscreds.broker.run import child_environment, command_not_found, run_child, running_broker
-    from imdscreds.cli import config_from_args
 
     command = list(args.command)
     if command[:1] == ["--"]:
