@@ -139,7 +139,8 @@ def send(
         raise NoAnswer(f"no complete answer within {timeout:g} s")
     if len(body) > MAX_BODY_BYTES:
         raise MalformedResponseError(
-            f"{peer}'s answer to {label} is larger than {MAX_BODY_BYTES} bytes."
+            f"{peer}'s answer to {label} is larger than {MAX_BODY_BYTES} bytes.",
+            hint=None if peer == "IMDS" else "Check that the URL points at a credentials endpoint.",
         )
     return RawResponse(response.status_code, body, parse_http_date(response.headers.get("Date")))
 
