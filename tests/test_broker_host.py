@@ -443,3 +443,16 @@ def test_an_oversized_container_answer_does_not_say_imds(tmp_path: Path) -> None
 def test_botocore_container_provider_is_unchanged(tmp_path: Path) -> None:
     # Plain botocore is not ours to fix: its ContainerProvider exists and reads the same variables.
     assert ContainerProvider.ENV_VAR_AUTH_TOKEN_FILE == "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+
+
+def test_the_example_units_hold_the_port_in_a_socket_and_give_the_directory_the_group() -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    service = (examples / "imdscreds.service").read_text(encoding="utf-8")
+    sock = (examples / "imdscreds.socket").read_text(encoding="utf-8")
+    assert "ListenStream=127.0.0.1:8077" in sock
+    assert "Requires=imdscreds.socket" in service
+    exec_start = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+    assert "--port" not in exec_start  # the socket is systemd's, passed as fd 3
+    group = exec_start.split("--group ", 1)[1].split()[0]
+    assert f"\nGroup={group}\n" in service  # RuntimeDirectory= gets the service's group
+    assert "RuntimeDirectoryMode=0710" in service
