@@ -306,6 +306,35 @@ def test_sigterm_at_any_moment_of_exec_start_up_ends_it_cleanly(
     assert _sleepers(mark) == []
 
 
+def test_sigterm_during_execs_first_fetch_stops_it_before_the_child_and_cleans_up(
+    fake_imds: FakeIMDS, tmp_path: Path
+) -> None:
+    slow = fake_imds
+    slow.latency = 3.0  # the first fetch takes seconds
+    marker = tmp_path / "child-ran"
+    process = subprocess.Popen(
+        [*IMDSCREDS, "exec", "--endpoint", slow.endpoint, "--", "touch", str(marker)],
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not _no_token_dirs(tmp_path):  # the broker is up, its first fetch in flight
+            assert time.monotonic() < deadline
+            assert process.poll() is None
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "before touch started" in err
+    assert not marker.exists()
+    assert _no_token_dirs(tmp_path) == []
+
+
 def test_sigkill_of_exec_takes_its_child_down(fake_imds: FakeIMDS, tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
     script = (
