@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 from imdscreds.cli_args import add_imds_arguments, config_from_args
@@ -23,8 +24,9 @@ def add_commands(commands: Any) -> None:
         help="serve the instance role to this host's processes (one IMDS fetch per rotation)",
         description="Run a credentials broker on loopback: one refresh engine fetches from IMDS, "
         "and every AWS SDK on the host reads it through AWS_CONTAINER_CREDENTIALS_FULL_URI and "
-        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE. SIGTERM or SIGINT stops it and removes the "
-        "token file.",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE. SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 or "
+        "SIGUSR2 stops it and removes the token file. Under a systemd socket (LISTEN_FDS) it "
+        "serves the socket it is given.",
     )
     serve.add_argument("--port", type=int, default=0, help="port (default 0: a free one, printed)")
     serve.add_argument("--host", choices=("127.0.0.1", "::1"), default="127.0.0.1")
@@ -56,13 +58,33 @@ def add_commands(commands: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from imdscreds.broker.run import broker_environment, running_broker, wait_for_stop
+    from imdscreds.broker.run import STOP_SIGNALS, signals_held
+
+    # Held from here: a stop signal during start-up waits for the handler, and the token file is
+    # removed whatever stops the broker.
+    with signals_held(STOP_SIGNALS):
+        return _serve_held(args)
+
+
+def _serve_held(args: argparse.Namespace) -> int:
+    from imdscreds.broker.run import (
+        activation_socket,
+        broker_environment,
+        running_broker,
+        wait_for_stop,
+    )
 
     if not args.verbose:
         logging.getLogger("imdscreds").setLevel(logging.INFO)  # one line per refresh
     config = config_from_args(args)
+    listen_socket = activation_socket()
     with running_broker(
-        config, port=args.port, token_file=args.token_file, group=args.group, host=args.host
+        config,
+        port=args.port,
+        token_file=args.token_file,
+        group=args.group,
+        host=args.host,
+        listen_socket=listen_socket,
     ) as (broker, token):
         listening = f"imdscreds: serving on {broker.url}, token in {token.path}"
         if args.print_env:
@@ -78,7 +100,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _exec(args: argparse.Namespace) -> int:
-    from imdscreds.broker.run import child_environment, command_not_found, run_child, running_broker
+    from imdscreds.broker.run import (
+        FORWARDED_SIGNALS,
+        child_environment,
+        command_not_found,
+        run_child,
+        running_broker,
+        signals_held,
+        wait_for_stop,
+    )
 
     command = list(args.command)
     if command[:1] == ["--"]:
@@ -92,8 +122,18 @@ def _exec(args: argparse.Namespace) -> int:
         print(f"imdscreds: error: {why}", file=sys.stderr)
         return EXIT_NOT_FOUND
     config = config_from_args(args)
-    with running_broker(config) as (broker, token):
+    # Held from before the broker starts to the child's start: a signal in between either stops
+    # exec cleanly (before the child runs) or is forwarded to the child, never kills exec alone.
+    with signals_held(FORWARDED_SIGNALS), running_broker(config) as (broker, token):
         # The child starts once the first fetch has ended, so that its first request finds
         # credentials (or the reason there are none) rather than a fetch in flight.
-        broker.wait_first_fetch(timeout=config.timeout * config.attempts * 3 + 5)
+        deadline = time.monotonic() + config.timeout * config.attempts * 3 + 5
+        signum = wait_for_stop(
+            until=lambda: broker.wait_first_fetch(0) or time.monotonic() > deadline
+        )
+        if signum is not None:
+            print(
+                f"imdscreds: signal {signum} before {command[0]} started: stopping", file=sys.stderr
+            )
+            return 128 + signum
         return run_child(command, child_environment(os.environ, broker, token))

@@ -8,12 +8,20 @@ fetch alone (no cache, no refresh): the glue modules put the refresh engine on t
 As botocore does: the URL must be HTTPS or a loopback / container-agent address (credentials
 never travel in clear text across a network); the token file is re-read on every fetch (the
 issuer rotates it) and a CR or LF in it is refused (it would split the header).
+
+Beyond botocore: the token file is read with a bound (a regular file of at most
+``MAX_TOKEN_BYTES``; a token that cannot be a header value is refused with no echo of it), and,
+on Linux, before the token goes to a loopback endpoint, the socket listening on that port must
+belong to the token file's owner (or root, as a systemd socket does): another local user who took
+the port of a dead broker gets neither the token nor the chance to hand out its own credentials.
+Where ``/proc/net/tcp`` cannot be read (not Linux), that check is skipped.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import stat
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,9 +30,16 @@ from urllib.parse import urlsplit
 
 import requests
 
+from imdscreds._listeners import listener_uids
 from imdscreds.clock import SYSTEM_CLOCK, Clock
 from imdscreds.credentials import RoleCredentials, parse_document, parse_timestamp
-from imdscreds.errors import ConfigError, ContainerCredentialsError, MalformedResponseError
+from imdscreds.errors import (
+    ConfigError,
+    ContainerCredentialsError,
+    EndpointOwnerError,
+    MalformedResponseError,
+    TokenFileError,
+)
 from imdscreds.transport import Dropped, NoAnswer, Unreachable, new_session, send
 from imdscreds.untrusted import is_header_safe, printable
 
@@ -47,6 +62,9 @@ _RETRY_PAUSE = 0.2
 # The most of an endpoint's refusal message that an error quotes.
 _MESSAGE_LIMIT = 500
 _REQUIRED = ("AccessKeyId", "SecretAccessKey", "Token", "Expiration")
+# A token is a few hundred bytes (EKS Pod Identity's JWT about 1 KiB); a file larger is not one.
+MAX_TOKEN_BYTES = 8 * 1024
+_PEER = "The container-credentials endpoint"
 ROLE_LABEL = "container-credentials"
 """What ``RoleCredentials.role_name`` says for credentials from such an endpoint (it names no role)."""
 
@@ -173,12 +191,14 @@ class ContainerCredentialsFetcher:
     def fetch(self) -> RoleCredentials:
         """Fetch once (with retries on no answer, 429 and 5xx); raise our error otherwise."""
         url = self.endpoint.url
-        headers = {"Authorization": self._token(), "Accept": "application/json"}
+        token, owner = self._token()
+        headers = {"Authorization": token, "Accept": "application/json"}
         failure = "no attempt made"
         with self._lock:
             for attempt in range(self._attempts):
                 if attempt:
                     self._clock.sleep(_RETRY_PAUSE * attempt)
+                _check_listener(url, self.endpoint.token_file, owner)
                 try:
                     raw = send(
                         self._session,
@@ -187,6 +207,7 @@ class ContainerCredentialsFetcher:
                         headers,
                         timeout=self._timeout,
                         label=f"GET {url}",
+                        peer=_PEER,
                     )
                 except (Unreachable, NoAnswer, Dropped) as exc:
                     failure = str(exc)
@@ -204,25 +225,90 @@ class ContainerCredentialsFetcher:
             "`systemctl status imdscreds` or its log says why.",
         )
 
-    def _token(self) -> str:
+    def _token(self) -> tuple[str, int]:
+        """The token, and the uid that owns its file."""
         path = self.endpoint.token_file
         try:
-            with open(path, encoding="utf-8") as handle:
-                token = handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ContainerCredentialsError(
-                f"Cannot read the token file {path} ({ENV_TOKEN_FILE}): "
-                f"{getattr(exc, 'strerror', None) or type(exc).__name__}.",
+            # O_NONBLOCK: a FIFO planted there must not hang the fetch before the type check.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise TokenFileError(
+                f"Cannot read the token file {path} ({ENV_TOKEN_FILE}): {exc.strerror or exc}.",
                 hint="Run as a user who may read it (`imdscreds serve --group NAME` lets a group "
                 "read it), or point the variable at the file the broker wrote.",
             ) from None
-        if "\r" in token or "\n" in token:
-            raise ContainerCredentialsError(
-                f"The token file {path} ({ENV_TOKEN_FILE}) holds a CR or LF, which an HTTP header "
-                "cannot carry.",
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise _token_error(path, "is not a regular file")
+            data = os.read(fd, MAX_TOKEN_BYTES + 1)
+        except OSError as exc:
+            raise _token_error(path, f"cannot be read ({exc.strerror or exc})") from None
+        finally:
+            os.close(fd)
+        if len(data) > MAX_TOKEN_BYTES:
+            raise _token_error(path, f"is larger than {MAX_TOKEN_BYTES} bytes")
+        if b"\r" in data or b"\n" in data:
+            raise _token_error(
+                path,
+                "holds a CR or LF, which an HTTP header cannot carry",
                 hint="Write the token without a trailing newline (`printf %s TOKEN > FILE`).",
             )
-        return token
+        token = data.decode("latin-1")
+        if not token:
+            raise _token_error(path, "is empty")
+        if not (token.isascii() and token.isprintable()) or token != token.strip():
+            raise _token_error(
+                path,
+                "holds characters an HTTP header cannot carry as they are (not printable "
+                "ASCII, or a leading or trailing space)",
+            )
+        return token, info.st_uid
+
+
+def _token_error(path: str, why: str, *, hint: str | None = None) -> TokenFileError:
+    # The content is never quoted: it is the secret.
+    return TokenFileError(
+        f"The token file {path} ({ENV_TOKEN_FILE}) {why}.",
+        hint=hint
+        or "Point the variable at the file `imdscreds serve` wrote (`--print-env` shows it), or "
+        "rewrite the token as printable ASCII with no newline.",
+    )
+
+
+def _check_listener(url: str, token_file: str, owner: int) -> None:
+    """Refuse to send the token to a loopback port that another user than ``owner`` holds."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").split("%", 1)[0]
+    if host.lower() == "localhost":
+        hosts = ["127.0.0.1", "::1"]
+    else:
+        try:
+            if not ipaddress.ip_address(host).is_loopback:
+                return  # an agent's address or HTTPS: not a port a local user can take
+        except ValueError:
+            return
+        hosts = [host]
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    found: set[int] = set()
+    for name in hosts:
+        uids = listener_uids(name, port)
+        if uids is None:
+            return  # no /proc/net/tcp here: nothing to check with
+        found |= uids
+    strangers = sorted(found - {owner, 0})
+    if strangers:
+        raise EndpointOwnerError(
+            f"{_PEER} {url} ({ENV_FULL_URI}): port {port} is held by uid "
+            f"{', '.join(map(str, strangers))}, not by uid {owner} that owns the token file "
+            f"{token_file}; the token was not sent and no credentials were taken from it.",
+            port=port,
+            listener_uids=tuple(strangers),
+            token_uid=owner,
+            hint="Another local user took the broker's port (the broker died or has not "
+            "started). Stop that process, restart the broker (`systemctl restart imdscreds`), and "
+            "run it from a systemd socket (examples/imdscreds.socket) so the port is never free.",
+        )
 
 
 def _refusal(status: int, body: bytes, url: str) -> ContainerCredentialsError:

@@ -8,6 +8,8 @@ escape sequence, however the message was built. Callers catch by type::
     ├── ConfigError                     a setting is invalid: names the value, its source, what is valid
     ├── MetadataDisabledError           AWS_EC2_METADATA_DISABLED / disable_ec2_metadata says never call IMDS
     ├── ContainerCredentialsError       AWS_CONTAINER_CREDENTIALS_FULL_URI (imdscreds serve, EKS Pod Identity) gave none
+    │   ├── TokenFileError              the token file cannot be read or its content cannot be sent as a header
+    │   └── EndpointOwnerError          a loopback endpoint's port is held by another user than the token file's
     └── IMDSError                       talking to IMDS failed
         ├── IMDSUnreachableError        no IMDS here: connection refused, or no connection in time
         ├── IMDSDisabledError           IMDS answered 403: the instance's metadata endpoint is turned off
@@ -30,6 +32,7 @@ __all__ = [
     "ConfigError",
     "ContainerCredentialsError",
     "CredentialsError",
+    "EndpointOwnerError",
     "IMDSCodeError",
     "IMDSCredsError",
     "IMDSDisabledError",
@@ -42,6 +45,7 @@ __all__ = [
     "NoInstanceProfileError",
     "RoleNotFoundError",
     "TokenError",
+    "TokenFileError",
     "TrustPolicyError",
 ]
 
@@ -192,4 +196,28 @@ class ContainerCredentialsError(IMDSCredsError):
     ) -> None:
         self.status = status
         self.code = code
+        super().__init__(message, hint=hint)
+
+
+class TokenFileError(ContainerCredentialsError):
+    """The container-credentials token file cannot be read, or holds what no header can carry.
+
+    The message names the file and the cause, never the file's content.
+    """
+
+
+class EndpointOwnerError(ContainerCredentialsError):
+    """A loopback container-credentials endpoint is served by another user than the token's owner.
+
+    Someone else took the broker's port (it died, or never started): the token was not sent.
+    ``port`` is the endpoint's port, ``listener_uids`` the uids listening there, ``token_uid`` the
+    token file's owner.
+    """
+
+    def __init__(
+        self, message: str, *, port: int, listener_uids: tuple[int, ...], token_uid: int, hint: str
+    ) -> None:
+        self.port = port
+        self.listener_uids = listener_uids
+        self.token_uid = token_uid
         super().__init__(message, hint=hint)

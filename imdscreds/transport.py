@@ -92,10 +92,11 @@ def send(
     *,
     timeout: float,
     label: str,
+    peer: str = "IMDS",
 ) -> RawResponse:
     """Send one request and read the whole answer within ``timeout`` seconds in all.
 
-    ``label`` (``"GET /path"``) names the request in errors.
+    ``label`` (``"GET /path"``) names the request in errors, ``peer`` whom it went to.
     """
     request = requests.Request(method, url, headers={"User-Agent": USER_AGENT, **headers})
     started = time.monotonic()
@@ -138,7 +139,8 @@ def send(
         raise NoAnswer(f"no complete answer within {timeout:g} s")
     if len(body) > MAX_BODY_BYTES:
         raise MalformedResponseError(
-            f"IMDS's answer to {label} is larger than {MAX_BODY_BYTES} bytes."
+            f"{peer}'s answer to {label} is larger than {MAX_BODY_BYTES} bytes.",
+            hint=None if peer == "IMDS" else "Check that the URL points at a credentials endpoint.",
         )
     return RawResponse(response.status_code, body, parse_http_date(response.headers.get("Date")))
 

@@ -188,8 +188,8 @@ def test_serve_killed_and_restarted_on_the_same_port_and_token_file_clients_reco
 def test_exec_killed_with_sigkill_leaves_its_children_without_a_broker(
     fake_imds: FakeIMDS,
 ) -> None:
-    # exec's broker lives in exec's process: SIGKILL takes it down, no one restarts it, and the
-    # child keeps only the credentials it already holds (botocore raises at its next refresh).
+    # exec's broker lives in exec's process: SIGKILL takes it down and no one restarts it (the
+    # child then gets SIGTERM, its parent-death signal: tests/test_broker_host.py).
     script = (
         "import os, sys, time\n"
         "print(os.environ['AWS_CONTAINER_CREDENTIALS_FULL_URI'], flush=True)\n"

@@ -113,7 +113,11 @@ class Broker:
         burst: float = 400.0,
         idle_timeout: float = 5.0,
         first_fetch_wait: float = 5.0,
+        listen_socket: socket.socket | None = None,
     ) -> None:
+        if listen_socket is not None:  # handed over, bound and listening (systemd socket)
+            host = str(listen_socket.getsockname()[0])
+            port = 0
         if host not in ("127.0.0.1", "::1"):
             raise ConfigError(
                 f"The broker binds only to loopback (127.0.0.1 or ::1), not {host!r}: it hands out "
@@ -150,6 +154,7 @@ class Broker:
             (host, port),
             family=socket.AF_INET6 if ":" in host else socket.AF_INET,
             broker=self,
+            listen_socket=listen_socket,
         )
         self.port: int = self._server.server_address[1]
         netloc = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
@@ -413,12 +418,25 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # the default 5 overflows when a pool of workers starts at once
 
     def __init__(
-        self, address: tuple[str, int], *, family: socket.AddressFamily, broker: Broker
+        self,
+        address: tuple[str, int],
+        *,
+        family: socket.AddressFamily,
+        broker: Broker,
+        listen_socket: socket.socket | None = None,
     ) -> None:
         self.address_family = family
         self.broker = broker
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
+        if listen_socket is not None:
+            super().__init__(address, _Handler, bind_and_activate=False)
+            self.socket.close()
+            self.socket = listen_socket
+            host, port = listen_socket.getsockname()[:2]
+            self.server_address = (str(host), int(port))
+            self.server_name, self.server_port = str(host), int(port)
+            return
         try:
             super().__init__(address, _Handler)
         except OSError as exc:
