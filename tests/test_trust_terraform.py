@@ -18,6 +18,12 @@ MODULES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "aws_iam_role.app": ("allowed", ["no-permission-policy", "no-instance-profile"])
     },
     "healthy_jsonencode": {"aws_iam_role.app": ("allowed", [])},
+    # Indexed and splatted references (count, for_each, one(), join(), element(concat())).
+    "indexed_ec2_instance": {"aws_iam_role.this": ("allowed", [])},
+    "splat_autoscaling": {
+        "aws_iam_role.asg": ("allowed", []),
+        "aws_iam_role.node": ("allowed", []),
+    },
     "healthy_policy_document": {"aws_iam_role.app": ("allowed", [])},
     "file_trust": {"aws_iam_role.app": ("allowed", [])},
     "templatefile_plain": {"aws_iam_role.app": ("allowed", [])},

@@ -130,6 +130,34 @@ def _files(paths: Sequence[str]) -> list[tuple[str, Path]]:
     return found
 
 
+# ``aws_iam_role.x.name``, ``aws_iam_role.x[0].arn``, ``aws_iam_role.x[count.index].id``,
+# ``aws_iam_role.x[each.key].name``, ``aws_iam_role.x.*.name[0]``, ``aws_iam_role.x[*].name``
+# (also inside ``element(concat(...), 0)``, ``one(...)``, ``join(...)``).
+_INDEX = r"(?:\[[^\]]*\]|\.\*)?"
+_ROLE_REFERENCE = re.compile(rf"\baws_iam_role\.([\w-]+){_INDEX}\.(?:name|id|arn|unique_id)\b")
+# The one document a role's policy names, through an index or splat: ``x.json``, ``x[0].json``,
+# ``x[*].json``, ``x.*.json``.
+_DOCUMENT_REFERENCE = re.compile(rf"data\.aws_iam_policy_document\.([\w-]+){_INDEX}\.json")
+_ONE_OF = re.compile(
+    r"(?:one\((?P<one>.*)\)|join\(\s*\"\"\s*,\s*(?P<join>.*)\)"
+    r"|element\((?P<element>.*?)\s*,\s*0\s*\)|(?P<first>.*?)\[0\])",
+    re.DOTALL,
+)
+
+
+def _unwrap_one(expression: str) -> str:
+    """``one(x[*].json)``, ``join("", x.*.json)``, ``element(x.*.json, 0)``, ``x.*.json[0]`` → x."""
+    for _ in range(4):
+        match = _ONE_OF.fullmatch(expression.strip())
+        if match is None:
+            break
+        inner = next(group for group in match.groups() if group is not None).strip()
+        if inner.startswith("concat(") and inner.endswith(")"):
+            inner = inner[len("concat(") : -1].split(",")[0].strip()
+        expression = inner
+    return expression.strip()
+
+
 def _references(value: object) -> list[str]:
     """Role names or addresses a ``role``/``roles`` attribute points at."""
     items = value if isinstance(value, list) else [value]
@@ -137,8 +165,8 @@ def _references(value: object) -> list[str]:
     for item in items:
         if not isinstance(item, str):
             continue
-        match = re.fullmatch(r"\$\{\s*aws_iam_role\.([\w-]+)\.(?:name|id|arn|unique_id)\s*\}", item)
-        names.append(f"aws_iam_role.{match.group(1)}" if match else item)
+        found = _ROLE_REFERENCE.findall(item) if item.startswith("${") else []
+        names.extend(f"aws_iam_role.{name}" for name in found) if found else names.append(item)
     return names
 
 
@@ -261,7 +289,7 @@ def _resolve(
         if why is not None or not isinstance(document, Mapping):
             return None, "jsonencode", why or "jsonencode() of something that is not an object"
         return document, "jsonencode", None
-    match = re.fullmatch(r"data\.aws_iam_policy_document\.([\w-]+)\.json", expression)
+    match = _DOCUMENT_REFERENCE.fullmatch(_unwrap_one(expression))
     if match:
         source = documents.get(match.group(1))
         origin = f"data.aws_iam_policy_document.{match.group(1)}"
