@@ -20,6 +20,16 @@ MODULES: dict[str, dict[str, tuple[str, list[str]]]] = {
     "healthy_jsonencode": {"aws_iam_role.app": ("allowed", [])},
     # Indexed and splatted references (count, for_each, one(), join(), element(concat())).
     "indexed_ec2_instance": {"aws_iam_role.this": ("allowed", [])},
+    # The partition's dns_suffix (aws assumed), variable defaults, locals; a variable without a
+    # default leaves the role unknown, naming that variable. No attachment: the warnings are true.
+    "partition_and_defaults": {
+        "aws_iam_role.node": ("allowed", ["no-permission-policy"]),
+        "aws_iam_role.worker": ("allowed", ["no-permission-policy", "no-instance-profile"]),
+        "aws_iam_role.custom": (
+            "unknown",
+            ["unresolved", "no-permission-policy", "no-instance-profile"],
+        ),
+    },
     "splat_autoscaling": {
         "aws_iam_role.asg": ("allowed", []),
         "aws_iam_role.node": ("allowed", []),
