@@ -30,6 +30,8 @@ MODULES: dict[str, dict[str, tuple[str, list[str]]]] = {
             ["unresolved", "no-permission-policy", "no-instance-profile"],
         ),
     },
+    # data.aws_caller_identity in an AWS principal leaves only that principal unknown.
+    "caller_identity_principal": {"aws_iam_role.server": ("allowed", [])},
     "splat_autoscaling": {
         "aws_iam_role.asg": ("allowed", []),
         "aws_iam_role.node": ("allowed", []),

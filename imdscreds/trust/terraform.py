@@ -178,7 +178,10 @@ def _refers_to(block: Block, value: object) -> bool:
 def _unresolved_outside_conditions(value: object, path: tuple[str, ...] = ()) -> str | None:
     """The first ``${...}`` expression in the document, unless it sits in a Condition's values."""
     if isinstance(value, str):
-        if "${" in value and "Condition" not in path:
+        # An expression in a Condition's values, or among AWS principals (an account id from
+        # data.aws_caller_identity), leaves that part unknown; neither ever names the EC2 service.
+        aws_principal = "AWS" in path[-2:] and any("Principal" in part for part in path)
+        if "${" in value and "Condition" not in path and not aws_principal:
             return value
         return None
     if isinstance(value, Mapping):
