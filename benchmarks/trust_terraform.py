@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from benchmarks.scenarios import AnyPeer, Settings, Table
@@ -28,16 +29,14 @@ def trust_terraform(peers: list[AnyPeer], settings: Settings) -> Table:
             shutil.copytree(sources[n % len(sources)], target)
             modules.append(str(target))
         started = time.perf_counter()
-        verdicts: dict[str, int] = {}
-        roles = 0
-        for module in modules:
-            for role in read_terraform([module]):
-                roles += 1
-                verdict = explain_role(role).explanation.verdict
-                verdicts[verdict] = verdicts.get(verdict, 0) + 1
+        verdicts = Counter(
+            explain_role(role).explanation.verdict
+            for module in modules
+            for role in read_terraform([module])
+        )
         wall_ms = (time.perf_counter() - started) * 1e3
-    unknown = verdicts.get("unknown", 0)
-    mix = ", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))
+    roles, unknown = sum(verdicts.values()), verdicts["unknown"]
+    mix = ", ".join(f"{verdicts[verdict]} {verdict}" for verdict in sorted(verdicts))
     return Table(
         number=13,
         title="Trust explain over 100 Terraform modules",
