@@ -27,7 +27,7 @@ MODULES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "aws_iam_role.worker": ("allowed", ["no-permission-policy", "no-instance-profile"]),
         "aws_iam_role.custom": (
             "unknown",
-            ["unresolved", "no-permission-policy", "no-instance-profile"],
+            ["unresolved", "no-permission-policy"],
         ),
     },
     # data.aws_caller_identity in an AWS principal leaves only that principal unknown.
