@@ -18,6 +18,24 @@ MODULES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "aws_iam_role.app": ("allowed", ["no-permission-policy", "no-instance-profile"])
     },
     "healthy_jsonencode": {"aws_iam_role.app": ("allowed", [])},
+    # Indexed and splatted references (count, for_each, one(), join(), element(concat())).
+    "indexed_ec2_instance": {"aws_iam_role.this": ("allowed", [])},
+    # The partition's dns_suffix (aws assumed), variable defaults, locals; a variable without a
+    # default leaves the role unknown, naming that variable. No attachment: the warnings are true.
+    "partition_and_defaults": {
+        "aws_iam_role.node": ("allowed", ["no-permission-policy"]),
+        "aws_iam_role.worker": ("allowed", ["no-permission-policy", "no-instance-profile"]),
+        "aws_iam_role.custom": (
+            "unknown",
+            ["unresolved", "no-permission-policy"],
+        ),
+    },
+    # data.aws_caller_identity in an AWS principal leaves only that principal unknown.
+    "caller_identity_principal": {"aws_iam_role.server": ("allowed", [])},
+    "splat_autoscaling": {
+        "aws_iam_role.asg": ("allowed", []),
+        "aws_iam_role.node": ("allowed", []),
+    },
     "healthy_policy_document": {"aws_iam_role.app": ("allowed", [])},
     "file_trust": {"aws_iam_role.app": ("allowed", [])},
     "templatefile_plain": {"aws_iam_role.app": ("allowed", [])},

@@ -112,6 +112,8 @@ def explain_role(role: TerraformRole, request: Request | None = None) -> RoleExp
         )
     elif ec2:
         facts.insert(0, "Instance profile: none in these files.")
-        found.append(_no_profile(block))
+        # Only a role EC2 may assume needs one; a Lambda, ECS or CodeBuild role never does.
+        if explanation.verdict == "allowed":
+            found.append(_no_profile(block))
     placed = tuple(dataclasses.replace(f, file=block.file, line=block.line) for f in found)
     return RoleExplanation(role, explanation, tuple(facts), placed)

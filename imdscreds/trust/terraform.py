@@ -130,6 +130,34 @@ def _files(paths: Sequence[str]) -> list[tuple[str, Path]]:
     return found
 
 
+# ``aws_iam_role.x.name``, ``aws_iam_role.x[0].arn``, ``aws_iam_role.x[count.index].id``,
+# ``aws_iam_role.x[each.key].name``, ``aws_iam_role.x.*.name[0]``, ``aws_iam_role.x[*].name``
+# (also inside ``element(concat(...), 0)``, ``one(...)``, ``join(...)``).
+_INDEX = r"(?:\[[^\]]*\]|\.\*)?"
+_ROLE_REFERENCE = re.compile(rf"\baws_iam_role\.([\w-]+){_INDEX}\.(?:name|id|arn|unique_id)\b")
+# The one document a role's policy names, through an index or splat: ``x.json``, ``x[0].json``,
+# ``x[*].json``, ``x.*.json``.
+_DOCUMENT_REFERENCE = re.compile(rf"data\.aws_iam_policy_document\.([\w-]+){_INDEX}\.json")
+_ONE_OF = re.compile(
+    r"(?:one\((?P<one>.*)\)|join\(\s*\"\"\s*,\s*(?P<join>.*)\)"
+    r"|element\((?P<element>.*?)\s*,\s*0\s*\)|(?P<first>.*?)\[0\])",
+    re.DOTALL,
+)
+
+
+def _unwrap_one(expression: str) -> str:
+    """``one(x[*].json)``, ``join("", x.*.json)``, ``element(x.*.json, 0)``, ``x.*.json[0]`` → x."""
+    for _ in range(4):
+        match = _ONE_OF.fullmatch(expression.strip())
+        if match is None:
+            break
+        inner = next(group for group in match.groups() if group is not None).strip()
+        if inner.startswith("concat(") and inner.endswith(")"):
+            inner = inner[len("concat(") : -1].split(",")[0].strip()
+        expression = inner
+    return expression.strip()
+
+
 def _references(value: object) -> list[str]:
     """Role names or addresses a ``role``/``roles`` attribute points at."""
     items = value if isinstance(value, list) else [value]
@@ -137,8 +165,8 @@ def _references(value: object) -> list[str]:
     for item in items:
         if not isinstance(item, str):
             continue
-        match = re.fullmatch(r"\$\{\s*aws_iam_role\.([\w-]+)\.(?:name|id|arn|unique_id)\s*\}", item)
-        names.append(f"aws_iam_role.{match.group(1)}" if match else item)
+        found = _ROLE_REFERENCE.findall(item) if item.startswith("${") else []
+        names.extend(f"aws_iam_role.{name}" for name in found) if found else names.append(item)
     return names
 
 
@@ -150,7 +178,10 @@ def _refers_to(block: Block, value: object) -> bool:
 def _unresolved_outside_conditions(value: object, path: tuple[str, ...] = ()) -> str | None:
     """The first ``${...}`` expression in the document, unless it sits in a Condition's values."""
     if isinstance(value, str):
-        if "${" in value and "Condition" not in path:
+        # An expression in a Condition's values, or among AWS principals (an account id from
+        # data.aws_caller_identity), leaves that part unknown; neither ever names the EC2 service.
+        aws_principal = "AWS" in path[-2:] and any("Principal" in part for part in path)
+        if "${" in value and "Condition" not in path and not aws_principal:
             return value
         return None
     if isinstance(value, Mapping):
@@ -164,6 +195,69 @@ def _unresolved_outside_conditions(value: object, path: tuple[str, ...] = ()) ->
         if found is not None:
             return found
     return None
+
+
+# Commercial partition unless told otherwise: aws-us-gov shares its dns_suffix, aws-cn does not.
+_PARTITION = {"partition": "aws", "dns_suffix": "amazonaws.com"}
+_PARTITION_VALUES: Mapping[str, object] = {f"partition.{k}": v for k, v in _PARTITION.items()}
+PARTITION_NOTE = "assuming partition aws (dns_suffix amazonaws.com)"
+_VALUE_REFERENCE = re.compile(
+    r"\$\{\s*(?:var\.([\w-]+)|local\.([\w-]+)|data\.aws_partition\.[\w-]+\.(partition|dns_suffix))\s*\}"
+)
+
+
+def _substitute(value: object, values: Mapping[str, object], used: set[str]) -> object:
+    """``${var.x}`` (a default), ``${local.x}`` and ``${data.aws_partition.*.dns_suffix}`` filled in."""
+    if isinstance(value, list):
+        filled: list[object] = []
+        for item in value:
+            got = _substitute(item, values, used)
+            filled.extend(got) if isinstance(item, str) and isinstance(
+                got, list
+            ) else filled.append(got)
+        return filled
+    if isinstance(value, Mapping):
+        return {key: _substitute(item, values, used) for key, item in value.items()}
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def key(match: re.Match[str]) -> str:
+        variable, local, partition = match.groups()
+        return (
+            f"var.{variable}"
+            if variable
+            else f"local.{local}"
+            if local
+            else f"partition.{partition}"
+        )
+
+    whole = _VALUE_REFERENCE.fullmatch(value.strip())
+    if whole and key(whole) in values:
+        used.add(key(whole))
+        return values[key(whole)]
+
+    def one(match: re.Match[str]) -> str:
+        found = values.get(key(match))
+        if isinstance(found, (str, int, float)) and not isinstance(found, bool):
+            used.add(key(match))
+            return str(found)
+        return match.group(0)
+
+    return _VALUE_REFERENCE.sub(one, value)
+
+
+def _known_values(loaded: Mapping[str, Any]) -> dict[str, object]:
+    """A file's variable defaults and locals, by ``var.x`` / ``local.x``."""
+    values: dict[str, object] = {}
+    for entry in loaded.get("variable", []) or []:
+        for name, body in entry.items():
+            if isinstance(body, Mapping) and "default" in body:
+                values[f"var.{name}"] = body["default"]
+    for entry in loaded.get("locals", []) or []:
+        for name, item in entry.items():
+            if not name.startswith("__"):
+                values[f"local.{name}"] = item
+    return values
 
 
 def _strip_expression(text: str) -> str:
@@ -239,8 +333,31 @@ def _from_file(expression: str, module: Path) -> tuple[str | None, str, str | No
     return text, origin, None
 
 
+def _needs(expression: str, values: Mapping[str, object]) -> str:
+    """What an unresolved ``${...}`` needs, naming the one value."""
+    match = re.search(r"\bvar\.([\w-]+)", expression)
+    if match and f"var.{match.group(1)}" not in values:
+        return f"needs var.{match.group(1)} (no default)"
+    return f"holds {_strip_expression(expression)}"
+
+
+def _filled(
+    document: object, origin: str, values: Mapping[str, object]
+) -> tuple[object, str, str | None]:
+    used: set[str] = set()
+    document = _substitute(document, values, used)
+    if any(name.startswith("partition.") for name in used):
+        origin = f"{origin}; {PARTITION_NOTE}"
+    found = _unresolved_outside_conditions(document)
+    return document, origin, None if found is None else _needs(found, values)
+
+
 def _resolve(
-    hcl2: ModuleType, block: Block, module: Path, documents: Mapping[str, Block]
+    hcl2: ModuleType,
+    block: Block,
+    module: Path,
+    documents: Mapping[str, Block],
+    values: Mapping[str, object] = _PARTITION_VALUES,
 ) -> tuple[str | Mapping[str, Any] | None, str, str | None]:
     """The role's trust policy, where it came from, and why not when it cannot be had."""
     value = block.body.get("assume_role_policy")
@@ -255,23 +372,27 @@ def _resolve(
     expression = _strip_expression(value)
     if expression.startswith("jsonencode(") and expression.endswith(")"):
         document, why = _jsonencode(hcl2, expression)
+        origin = "jsonencode"
         if why is None:
-            why = _unresolved_outside_conditions(document)
-            why = None if why is None else f"jsonencode() holds {_strip_expression(why)}"
+            document, origin, why = _filled(document, origin, values)
+            why = None if why is None else f"jsonencode() {why}"
         if why is not None or not isinstance(document, Mapping):
-            return None, "jsonencode", why or "jsonencode() of something that is not an object"
-        return document, "jsonencode", None
-    match = re.fullmatch(r"data\.aws_iam_policy_document\.([\w-]+)\.json", expression)
+            return None, origin, why or "jsonencode() of something that is not an object"
+        return document, origin, None
+    match = _DOCUMENT_REFERENCE.fullmatch(_unwrap_one(expression))
     if match:
         source = documents.get(match.group(1))
         origin = f"data.aws_iam_policy_document.{match.group(1)}"
         if source is None:
             return None, origin, f"{origin} is not in these files"
-        document, why = _policy_document(source)
+        raw, why = _policy_document(source)
+        where = f"{origin} ({source.where})"
         if why is None:
-            found = _unresolved_outside_conditions(document)
-            why = None if found is None else f"{origin} holds {_strip_expression(found)}"
-        return (None if why else document), f"{origin} ({source.where})", why
+            filled, where, needs = _filled(raw, where, values)
+            why = None if needs is None else f"{origin} {needs}"
+            if why is None and isinstance(filled, Mapping):
+                return filled, where, None
+        return None, where, why
     if expression.startswith(("file(", "templatefile(")):
         return _from_file(expression, module)
     return (
@@ -311,6 +432,7 @@ def read_terraform(paths: Sequence[str]) -> list[TerraformRole]:
     resources: list[Block] = []
     documents: dict[str, Block] = {}
     modules: dict[str, Path] = {}
+    values: dict[str, object] = dict(_PARTITION_VALUES)
     for shown, path in _files(paths):
         try:
             text = path.read_text(encoding="utf-8")
@@ -322,6 +444,7 @@ def read_terraform(paths: Sequence[str]) -> list[TerraformRole]:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TerraformError(f"{shown}: not valid Terraform: {first}") from exc
         modules[shown] = path.parent
+        values.update(_known_values(loaded))
         resources.extend(_blocks(loaded, "resource", text, shown))
         for block in _blocks(loaded, "data", text, shown):
             if block.type == "aws_iam_policy_document":
@@ -330,7 +453,7 @@ def read_terraform(paths: Sequence[str]) -> list[TerraformRole]:
     for block in resources:
         if block.type != "aws_iam_role":
             continue
-        document, origin, why = _resolve(hcl2, block, modules[block.file], documents)
+        document, origin, why = _resolve(hcl2, block, modules[block.file], documents, values)
         profiles = tuple(
             other
             for other in resources
