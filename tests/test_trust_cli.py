@@ -212,3 +212,36 @@ def test_a_policy_nested_ten_thousand_deep_is_invalid_json_not_a_traceback(
     assert "invalid-json" in out
     assert "nested too deep" in out
     assert "Traceback" not in err
+
+
+# Runs the CLI in a fresh interpreter under the network guard (loaded from its file, so that the
+# imdscreds.testing package, which imports the IMDS client, stays out of the count), then prints
+# which of the online command's dependencies were imported.
+_IMPORTS_SCRIPT = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("guard", sys.argv[1])
+guard = sys.modules["guard"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(guard)
+with guard.block_non_loopback() as blocked:
+    from imdscreds.cli import main
+    code = main(["trust", "explain", *sys.argv[2:]])
+heavy = ["requests", "urllib3", "botocore", "imdscreds.imds", "imdscreds.doctor.runner"]
+print(json.dumps({"code": code, "blocked": len(blocked.blocked),
+                  "loaded": [name for name in heavy if name in sys.modules]}))
+"""
+
+
+def test_trust_explain_imports_no_network_library(tmp_path: Path) -> None:
+    path = tmp_path / "trust.json"
+    path.write_text(json.dumps(HEALTHY))
+    guard = ROOT / "imdscreds" / "testing" / "guard.py"
+    completed = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_SCRIPT, str(guard), str(path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    last = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert last == {"code": 0, "blocked": 0, "loaded": []}
