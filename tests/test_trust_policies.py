@@ -24,6 +24,7 @@ from imdscreds.trust import (
     match_principal,
     parse_policy,
 )
+from imdscreds.trust.services import KNOWN_SERVICES, nearest_service
 
 V = "2012-10-17"
 EC2 = {"Service": "ec2.amazonaws.com"}
@@ -389,6 +390,44 @@ CASES: list[tuple[str, Any, str, list[str]]] = [
         ["invalid-json"],
     ),
     ("not an object", "[1, 2]", "invalid", ["not-a-policy"]),
+    # -- what IAM rejects that a reader's eye passes over ----------------------------------------
+    (
+        "service with a leading space",
+        policy(stmt({"Service": " ec2.amazonaws.com"})),
+        "invalid",
+        ["principal-invalid"],
+    ),
+    (
+        "UTF-8 byte order mark",
+        "\ufeff" + json.dumps(policy(stmt())),
+        "invalid",
+        ["byte-order-mark"],
+    ),
+    # -- a statement beside the one that decides --------------------------------------------------
+    (
+        "TagSession beside an AssumeRole whose condition EC2 cannot meet",
+        policy(
+            stmt(Condition={"Bool": {"aws:MultiFactorAuthPresent": "true"}}),
+            stmt(action=["sts:TagSession", "sts:SetSourceIdentity"]),
+        ),
+        "not-allowed",
+        ["condition-unmet"],
+    ),
+    (
+        "SetSourceIdentity beside an AssumeRole on an unknown key",
+        policy(
+            stmt(Condition={"StringEquals": {"aws:SourceAccount": "111122223333"}}),
+            stmt(action="sts:SetSourceIdentity"),
+        ),
+        "unknown",
+        ["condition-unknown"],
+    ),
+    (
+        "another service misspelled",
+        policy(stmt({"Service": "lamda.amazonaws.com"})),
+        "not-allowed",
+        ["ec2-not-trusted", "service-misspelled"],
+    ),
 ]
 
 
@@ -538,3 +577,160 @@ def test_any_text_gets_a_verdict_never_an_exception(text: str) -> None:
         "unknown",
         "invalid",
     )
+
+
+REAL_SERVICES = ["es", "ds", "dax", "sms", "ses", "ecr", "kms", "efs", "iam", "ecs", "eks"]
+
+
+@pytest.mark.parametrize("name", REAL_SERVICES)
+def test_a_real_service_near_ec2_is_not_a_misspelling(name: str) -> None:
+    document = policy(stmt({"Service": f"{name}.amazonaws.com"}))
+    explanation = explain_policy(document)
+    assert [f.id for f in explanation.findings] == ["ec2-not-trusted"]
+    assert f"{name}.amazonaws.com" in explanation.summary
+    assert f"{name}.amazonaws.com" in KNOWN_SERVICES
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("ec2.amazon.com", "ec2.amazonaws.com"),
+        ("ec3.amazonaws.com", "ec2.amazonaws.com"),  # as near ecs and ecr: the asked one wins
+        ("lamda.amazonaws.com", "lambda.amazonaws.com"),
+        ("ecs-task.amazonaws.com", "ecs-tasks.amazonaws.com"),
+        ("sagemker.amazonaws.com", "sagemaker.amazonaws.com"),
+        ("es", "es.amazonaws.com"),
+        ("ec2.example.com", None),  # someone else's domain
+        ("zzz.amazonaws.com", None),  # near nothing
+        ("ec2.amazonaws.com.cn", None),  # the China partition, its own finding
+    ],
+)
+def test_a_misspelling_suggests_the_nearest_real_service(name: str, meant: str | None) -> None:
+    assert nearest_service(name, "ec2.amazonaws.com") == meant
+    findings = explain_policy(policy(stmt({"Service": name}))).findings
+    said = [f.summary for f in findings if f.id == "service-misspelled"]
+    assert said == (
+        [] if meant is None else [f'statement 1 names the service "{name}": did you mean {meant}?']
+    )
+
+
+def test_tag_session_beside_assume_role_is_no_finding_whatever_the_verdict() -> None:
+    document = policy(stmt(), stmt(action="sts:TagSession"))
+    assert explain_policy(document).findings == ()
+    alone = explain_policy(policy(stmt(action="sts:TagSession")))
+    assert [f.id for f in alone.findings] == ["wrong-action"]
+
+
+def test_spaces_around_a_principal_are_rejected_with_the_name_to_write() -> None:
+    (finding,) = explain_policy(policy(stmt({"Service": "ec2.amazonaws.com "}))).findings
+    assert (finding.id, finding.status) == ("principal-invalid", "fail")
+    assert "MalformedPolicyDocument" in finding.summary
+    assert finding.fix == 'Write the name without the spaces: "Service": "ec2.amazonaws.com"'
+
+
+def test_a_byte_order_mark_is_read_past_and_reported() -> None:
+    explanation = explain_policy("\ufeff" + json.dumps(policy(stmt())))
+    (finding,) = explanation.findings
+    assert finding.status == "fail"
+    assert "byte order mark" in finding.summary
+    assert "MalformedPolicyDocument" in finding.summary
+    assert finding.fix is not None
+    assert "without a BOM" in finding.fix
+    assert explanation.summary.endswith(
+        "Once the mark is removed: EC2 may assume this role: statement 1 allows "
+        "ec2.amazonaws.com to call sts:AssumeRole."
+    )
+
+
+GITHUB = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+EKS = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+WEB = "sts:AssumeRoleWithWebIdentity"
+
+
+@pytest.mark.parametrize(
+    ("provider", "prefix", "condition", "carries"),
+    [
+        (
+            GITHUB,
+            "token.actions.githubusercontent.com",
+            {
+                "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+                "StringLike": {"token.actions.githubusercontent.com:sub": "repo:octo/app:*"},
+            },
+            "aud = sts.amazonaws.com and a sub matching repo:octo/app:*",
+        ),
+        (
+            EKS,
+            "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE",
+            {
+                "StringEquals": {
+                    "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:sub": (
+                        "system:serviceaccount:default:app"
+                    ),
+                    "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE:aud": (
+                        "sts.amazonaws.com"
+                    ),
+                }
+            },
+            "sub = system:serviceaccount:default:app and aud = sts.amazonaws.com",
+        ),
+        (
+            "cognito-identity.amazonaws.com",
+            "cognito-identity.amazonaws.com",
+            {
+                "StringEquals": {"cognito-identity.amazonaws.com:aud": "us-east-1:pool"},
+                "ForAnyValue:StringLike": {"cognito-identity.amazonaws.com:amr": "authenticated"},
+            },
+            "aud = us-east-1:pool and an amr matching authenticated",
+        ),
+        (
+            "accounts.google.com",
+            "accounts.google.com",
+            {"StringEquals": {"accounts.google.com:aud": "123.apps.googleusercontent.com"}},
+            "aud = 123.apps.googleusercontent.com",
+        ),
+        (
+            "graph.facebook.com",
+            "graph.facebook.com",
+            {"StringEquals": {"graph.facebook.com:app_id": "1234567890"}},
+            "app_id = 1234567890",
+        ),
+        (
+            "www.amazon.com",
+            "www.amazon.com",
+            {"StringEquals": {"www.amazon.com:app_id": "amzn1.application-oa2-client.1"}},
+            "app_id = amzn1.application-oa2-client.1",
+        ),
+    ],
+)
+def test_a_web_identity_callers_own_claims_depend_on_the_token(
+    provider: str, prefix: str, condition: dict[str, Any], carries: str
+) -> None:
+    document = policy(stmt({"Federated": provider}, WEB, Condition=condition))
+    request = Request(principal=provider, action=WEB)
+    assert request.kind == "Federated"
+    explanation = explain_policy(document, request)
+    assert explanation.verdict == "unknown"
+    assert explanation.summary == (
+        f"Whether {provider} may assume this role depends on the token: statement 1 allows "
+        f"{WEB} only with a token from {prefix} that carries {carries}."
+    )
+    (finding,) = explanation.findings
+    assert (finding.id, finding.status) == ("condition-unknown", "pass")
+    words = json.dumps(explanation.to_json()).lower()
+    assert "absent" not in words
+    assert "remove" not in words
+    assert "keep the condition" in (finding.fix or "").lower()
+    # Asked with sts:AssumeRole, the answer is the call, not the condition.
+    plain = explain_policy(document, Request(principal=provider))
+    assert [f.id for f in plain.findings] == ["wrong-action"]
+    assert f"--action {WEB}" in (plain.findings[0].fix or "")
+    assert "Service" not in json.dumps(plain.to_json())
+
+
+def test_another_providers_keys_are_absent_from_a_web_identity_request() -> None:
+    condition = {"StringEquals": {"accounts.google.com:aud": "x"}}
+    document = policy(stmt({"Federated": GITHUB}, WEB, Condition=condition))
+    explanation = explain_policy(document, Request(principal=GITHUB, action=WEB))
+    assert explanation.verdict == "not-allowed"
+    assert [f.id for f in explanation.findings] == ["condition-unmet"]
