@@ -22,7 +22,7 @@ from imdscreds.trust.evaluate import (
     evaluate,
 )
 from imdscreds.trust.findings import Status, TrustFinding, minimal_fix, problem_finding
-from imdscreds.trust.model import REJECTED, Policy, parse_policy
+from imdscreds.trust.model import REJECTED, Policy, Statement, parse_policy
 from imdscreds.trust.services import nearest_service
 
 __all__ = ["NOTE", "Explanation", "explain_policy"]
@@ -110,7 +110,8 @@ def _summary(decision: Decision, policy: Policy) -> str:
         kind = "denies" if result.statement.effect == "Deny" else "allows"
         if len(result.condition.token) == len(result.condition.reasons):
             return (
-                f"Whether {who} may assume this role depends on the token: "
+                f"Whether {who} may assume this role depends on the "
+                f"{'SAML assertion' if ':saml-provider/' in principal else 'token'}: "
                 f"{result.statement.name} {kind} {action} only with "
                 f"{_token_summary(result)}."
             )
@@ -257,6 +258,22 @@ def _condition_unknown(request: Request, result: StatementResult) -> TrustFindin
     )
 
 
+def _unmet_fix(statement: Statement, request: Request) -> str:
+    wildcard = statement.principal is not None and (
+        statement.principal.anyone or "*" in statement.principal.by_kind.get("AWS", ())
+    )
+    if wildcard:
+        # The condition is all that scopes a wildcard: removing it would trust everyone.
+        return (
+            "Keep the condition (it is all that scopes the wildcard) and add a statement that "
+            f"names {request.principal} itself"
+            + (f".\n{minimal_fix()}" if request.principal == EC2_SERVICE else ".")
+        )
+    return f"Remove that condition from the statement that trusts {request.principal}.\n" + (
+        minimal_fix()
+    )
+
+
 def _decision_findings(decision: Decision) -> list[TrustFinding]:
     request = decision.request
     allowed = decision.verdict == "allowed"
@@ -290,8 +307,7 @@ def _decision_findings(decision: Decision) -> list[TrustFinding]:
                     f"{statement.name} lets {request.principal} in only under a condition it "
                     "cannot meet",
                     _condition_words(result),
-                    f"Remove that condition from the statement that trusts {request.principal}.\n"
-                    + minimal_fix(),
+                    _unmet_fix(statement, request),
                 )
             )
         if matched == "Deny" and result.applies:
