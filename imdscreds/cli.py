@@ -21,14 +21,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 from imdscreds import cli_trust
 from imdscreds._version import __version__
 from imdscreds.cli_args import add_imds_arguments, config_from_args
-from imdscreds.config import IMDSConfig
-from imdscreds.credentials import RoleCredentials, RoleCredentialsFetcher, format_timestamp
 from imdscreds.errors import ConfigError, IMDSCredsError
-from imdscreds.imds import IMDSClient
-from imdscreds.refresh import RefreshingCredentials
 from imdscreds.untrusted import printable
 
+# The IMDS client, the engine and the configuration (requests, urllib3, botocore) are imported by
+# the commands that use them: `trust explain` is offline and starts without them.
 if TYPE_CHECKING:
+    from imdscreds.credentials import RoleCredentials
     from imdscreds.doctor import Report
     from imdscreds.testing import RequestRecord
 
@@ -264,6 +263,10 @@ def mask(secret: str) -> str:
 
 
 def _credentials(args: argparse.Namespace) -> int:
+    from imdscreds.credentials import RoleCredentialsFetcher, format_timestamp
+    from imdscreds.imds import IMDSClient
+    from imdscreds.refresh import RefreshingCredentials
+
     config = config_from_args(args)
     log.debug(
         "IMDS at %s (%s), %g s per attempt (%s), %d attempts (%s), role %s.",
@@ -304,6 +307,8 @@ def _credentials(args: argparse.Namespace) -> int:
 
 def render_credentials(credentials: RoleCredentials, fmt: str, *, hide: bool) -> str:
     """Credentials in one of the ``credentials`` command's formats."""
+    from imdscreds.credentials import format_timestamp
+
     secret = mask(credentials.secret_access_key) if hide else credentials.secret_access_key
     token = mask(credentials.token) if hide else credentials.token
     document = credentials.to_credential_process()
@@ -405,6 +410,9 @@ def _list_scenarios(asked: str) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from imdscreds.config import IMDSConfig
+    from imdscreds.credentials import RoleCredentialsFetcher
+    from imdscreds.imds import IMDSClient
     from imdscreds.testing import FakeIMDS
 
     if args.scenario is not None:
@@ -491,6 +499,8 @@ class _RequestLog:
         if self._quiet:
             return
         if self._as_json:
+            from imdscreds.credentials import format_timestamp
+
             line = json.dumps(
                 {
                     "time": format_timestamp(record.time),

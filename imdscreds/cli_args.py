@@ -6,8 +6,10 @@ Below both (it imports neither), so the two command modules do not import each o
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from imdscreds.config import IMDSConfig
+if TYPE_CHECKING:  # imported when a config is made: building the parser needs no botocore
+    from imdscreds.config import IMDSConfig
 
 __all__ = ["add_imds_arguments", "config_from_args"]
 
@@ -24,6 +26,8 @@ def add_imds_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> IMDSConfig:
     """Resolve the IMDS configuration, command-line arguments first."""
+    from imdscreds.config import IMDSConfig
+
     return IMDSConfig.resolve(
         endpoint=args.endpoint,
         timeout=args.timeout,

@@ -48,7 +48,11 @@ def register(commands: Any) -> None:
     explain.add_argument(
         "--principal", default="ec2.amazonaws.com", help="who asks (default ec2.amazonaws.com)"
     )
-    explain.add_argument("--action", default="sts:AssumeRole", help="default sts:AssumeRole")
+    explain.add_argument(
+        "--action",
+        help="default sts:AssumeRole; sts:AssumeRoleWithWebIdentity for an OIDC provider ARN or "
+        "a web identity provider's name, sts:AssumeRoleWithSAML for a SAML provider ARN",
+    )
     explain.add_argument("--json", action="store_true", help="print a JSON document instead")
     explain.set_defaults(run=run_explain)
 
@@ -185,8 +189,11 @@ def run_explain(args: argparse.Namespace) -> int:
     """The ``trust explain`` command."""
     from imdscreds.doctor.render import can_encode_marks, use_color
     from imdscreds.trust import Request, TerraformError
+    from imdscreds.trust.evaluate import default_action
 
-    request = Request(principal=args.principal, action=args.action)
+    request = Request(
+        principal=args.principal, action=args.action or default_action(args.principal)
+    )
     try:
         results = _results(args.paths, request)
     except (OSError, UnicodeDecodeError) as exc:

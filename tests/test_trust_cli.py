@@ -212,3 +212,76 @@ def test_a_policy_nested_ten_thousand_deep_is_invalid_json_not_a_traceback(
     assert "invalid-json" in out
     assert "nested too deep" in out
     assert "Traceback" not in err
+
+
+# Runs the CLI in a fresh interpreter under the network guard (loaded from its file, so that the
+# imdscreds.testing package, which imports the IMDS client, stays out of the count), then prints
+# which of the online command's dependencies were imported.
+_IMPORTS_SCRIPT = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("guard", sys.argv[1])
+guard = sys.modules["guard"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(guard)
+with guard.block_non_loopback() as blocked:
+    from imdscreds.cli import main
+    code = main(["trust", "explain", *sys.argv[2:]])
+heavy = ["requests", "urllib3", "botocore", "imdscreds.imds", "imdscreds.doctor.runner"]
+print(json.dumps({"code": code, "blocked": len(blocked.blocked),
+                  "loaded": [name for name in heavy if name in sys.modules]}))
+"""
+
+
+def test_trust_explain_imports_no_network_library(tmp_path: Path) -> None:
+    path = tmp_path / "trust.json"
+    path.write_text(json.dumps(HEALTHY))
+    guard = ROOT / "imdscreds" / "testing" / "guard.py"
+    completed = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_SCRIPT, str(guard), str(path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    last = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert last == {"code": 0, "blocked": 0, "loaded": []}
+
+
+def test_a_file_with_a_byte_order_mark_is_read_and_the_mark_reported(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "trust.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(HEALTHY).encode())
+    code, out, _ = run(capsys, str(path))
+    assert code == 1
+    assert "byte-order-mark" in out
+    assert "Once the mark is removed: EC2 may assume this role" in out
+
+
+def test_a_federated_principal_is_asked_about_its_own_call(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    saml = "arn:aws:iam::123456789012:saml-provider/ExampleIdP"
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": saml},
+                "Action": "sts:AssumeRoleWithSAML",
+                "Condition": {"StringEquals": {"SAML:aud": "https://signin.aws.amazon.com/saml"}},
+            }
+        ],
+    }
+    path = tmp_path / "trust.json"
+    path.write_text(json.dumps(document))
+    code, out, _ = run(capsys, str(path), "--principal", saml, "--json")
+    assert code == 1  # unknown offline: it depends on the assertion
+    answer = json.loads(out)
+    assert answer["action"] == "sts:AssumeRoleWithSAML"
+    (result,) = answer["results"]
+    assert result["summary"] == (
+        f"Whether {saml} may assume this role depends on the SAML assertion: statement 1 allows "
+        f"sts:AssumeRoleWithSAML only with a SAML assertion from {saml} that carries "
+        "aud = https://signin.aws.amazon.com/saml."
+    )

@@ -23,9 +23,13 @@ __all__ = [
     "ec2_context",
     "evaluate_condition",
     "glob",
+    "token_context",
 ]
 
 Truth = Literal["met", "unmet", "unknown"]
+# In a test's reason: the rest says what the caller's token must carry for the test to hold.
+CLAIMS_MARK = "depends on the token: "
+Lookup = Literal["present", "absent", "unknown", "token"]
 
 _NEGATED = frozenset(
     {
@@ -86,14 +90,19 @@ class RequestContext:
     absent_prefixes: Mapping[str, str] = field(default_factory=dict)
     # Keys whose presence is not documented either way, with the reason to say.
     unknown_reasons: Mapping[str, str] = field(default_factory=dict)
+    # Key prefixes whose values are claims of the caller's own token or assertion (a web identity
+    # provider's ``PROVIDER:sub``), with what issues it: the caller carries them, with values
+    # that depend on the token, so a test on them is neither met nor unmet offline.
+    token_prefixes: Mapping[str, str] = field(default_factory=dict)
     who: str = "the request"
 
-    def lookup(
-        self, key: str
-    ) -> tuple[Literal["present", "absent", "unknown"], tuple[str, ...], str]:
+    def lookup(self, key: str) -> tuple[Lookup, tuple[str, ...], str]:
         lowered = key.lower()
         if lowered in self.present:
             return "present", self.present[lowered], ""
+        for prefix, issuer in self.token_prefixes.items():
+            if lowered.startswith(prefix):
+                return "token", (), issuer
         if lowered in self.absent:
             return "absent", (), self.absent[lowered]
         for prefix, why in self.absent_prefixes.items():
@@ -151,12 +160,43 @@ def ec2_context(service: str = "ec2.amazonaws.com") -> RequestContext:
     )
 
 
+def token_context(provider: str, action: str) -> RequestContext | None:
+    """A federated caller's request: the claims its token (or SAML assertion) carries.
+
+    ``provider`` is an identity provider ARN (``arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH``)
+    or a provider's name (``accounts.google.com``); None unless ``action`` is the call that
+    carries that kind of token.
+    """
+    lowered = action.lower()
+    if ":saml-provider/" in provider:
+        if lowered != "sts:assumerolewithsaml":
+            return None
+        return RequestContext(
+            token_prefixes={"saml:": f"a SAML assertion from {provider}"},
+            who=f"the SAML request of {provider}",
+        )
+    if lowered != "sts:assumerolewithwebidentity":
+        return None
+    host = provider.split(":oidc-provider/", 1)[1] if ":oidc-provider/" in provider else provider
+    return RequestContext(
+        present={"aws:federatedprovider": (provider,)},
+        token_prefixes={f"{host.lower()}:": f"a token from {host}"},
+        who=f"the web identity request of {host}",
+    )
+
+
 @dataclass(frozen=True)
 class ConditionResult:
-    """The whole Condition block: met only if every test is; each test's reason kept."""
+    """The whole Condition block: met only if every test is; each test's reason kept.
+
+    ``token`` holds what the caller's token must carry, one entry per test on one of its claims
+    (``aud = sts.amazonaws.com``): those tests decide which tokens get in, and are neither met
+    nor unmet offline.
+    """
 
     truth: Truth
     reasons: tuple[str, ...]
+    token: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=4096)
@@ -194,6 +234,9 @@ def _one_test(
         return "unknown", f"{operator} is not an IAM condition operator"
     state, values, why = context.lookup(key)
     test = f"{operator} {key}"
+    if state == "token":
+        must = _token_words(lowered, key, expected)
+        return "unknown", f"{test}: {CLAIMS_MARK}{why} must carry {must}"
     if state == "unknown":
         return "unknown", f"{test}: {why}"
     if lowered == "null":
@@ -224,6 +267,20 @@ def _one_test(
     )
 
 
+def _token_words(operator: str, key: str, expected: tuple[str, ...]) -> str:
+    """What the token must carry for the test to hold: ``aud = sts.amazonaws.com``."""
+    claim = key.rsplit(":", maxsplit=1)[-1]
+    wanted = " or ".join(expected)
+    if operator == "null":
+        return claim if any(v.lower() == "false" for v in expected) else f"no {claim}"
+    article = "an" if claim[:1] in "aeiou" else "a"
+    if "not" in operator:
+        return f"{article} {claim} other than {wanted}"
+    if "like" in operator:
+        return f"{article} {claim} matching {wanted}"
+    return f"{claim} = {wanted}"
+
+
 def evaluate_condition(
     condition: Mapping[str, Mapping[str, tuple[str, ...]]], context: RequestContext
 ) -> ConditionResult:
@@ -237,4 +294,6 @@ def evaluate_condition(
     ]
     truths = {truth for truth, _ in results}
     truth: Truth = "unmet" if "unmet" in truths else "unknown" if "unknown" in truths else "met"
-    return ConditionResult(truth, tuple(reason for _, reason in results))
+    reasons = tuple(reason for _, reason in results)
+    token = tuple(r.split(" must carry ", 1)[1] for r in reasons if CLAIMS_MARK in r)
+    return ConditionResult(truth, reasons, token)

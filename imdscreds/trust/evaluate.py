@@ -20,6 +20,7 @@ from imdscreds.trust.conditions import (
     ec2_context,
     evaluate_condition,
     glob,
+    token_context,
 )
 from imdscreds.trust.model import Policy, Principals, Statement
 
@@ -30,6 +31,7 @@ __all__ = [
     "Request",
     "StatementResult",
     "Verdict",
+    "default_action",
     "evaluate",
     "match_action",
     "match_principal",
@@ -39,6 +41,24 @@ EC2_SERVICE = "ec2.amazonaws.com"
 ASSUME_ROLE = "sts:AssumeRole"
 Verdict = Literal["allowed", "denied", "not-allowed", "unknown", "invalid"]
 _ACCOUNT = re.compile(r"^\d{12}$")
+# Web identity providers IAM names without an ARN: {"Federated": "accounts.google.com"}.
+NAMED_PROVIDERS = frozenset(
+    {
+        "cognito-identity.amazonaws.com",
+        "accounts.google.com",
+        "graph.facebook.com",
+        "www.amazon.com",
+    }
+)
+
+
+def default_action(principal: str) -> str:
+    """The call ``principal`` makes to assume a role: web identity, SAML, or sts:AssumeRole."""
+    if ":saml-provider/" in principal:
+        return "sts:AssumeRoleWithSAML"
+    if ":oidc-provider/" in principal or principal.lower() in NAMED_PROVIDERS:
+        return "sts:AssumeRoleWithWebIdentity"
+    return ASSUME_ROLE
 
 
 @dataclass(frozen=True)
@@ -52,7 +72,11 @@ class Request:
     @cached_property
     def kind(self) -> str:
         """The Principal element kind that names this principal: Service, AWS or Federated."""
-        if ":oidc-provider/" in self.principal or ":saml-provider/" in self.principal:
+        if (
+            ":oidc-provider/" in self.principal
+            or ":saml-provider/" in self.principal
+            or self.principal.lower() in NAMED_PROVIDERS
+        ):
             return "Federated"
         if self.principal.startswith("arn:") or _ACCOUNT.match(self.principal):
             return "AWS"
@@ -70,6 +94,10 @@ class Request:
             return self.context
         if self.kind == "Service" and self.principal.startswith("ec2."):
             return ec2_context(self.principal)
+        if self.kind == "Federated":
+            token = token_context(self.principal, self.action)
+            if token is not None:
+                return token
         return RequestContext(who=f"the request of {self.principal}")
 
 

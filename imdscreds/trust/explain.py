@@ -6,21 +6,24 @@ kept, so what is said is what was decided.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from imdscreds.trust.conditions import CLAIMS_MARK
 from imdscreds.trust.evaluate import (
     EC2_SERVICE,
     Decision,
     Request,
     StatementResult,
     Verdict,
+    default_action,
     evaluate,
 )
 from imdscreds.trust.findings import Status, TrustFinding, minimal_fix, problem_finding
-from imdscreds.trust.model import REJECTED, Policy, parse_policy
-from imdscreds.trust.services import similar_service
+from imdscreds.trust.model import REJECTED, Policy, Statement, parse_policy
+from imdscreds.trust.services import nearest_service
 
 __all__ = ["NOTE", "Explanation", "explain_policy"]
 
@@ -105,6 +108,13 @@ def _summary(decision: Decision, policy: Policy) -> str:
     if decision.verdict == "unknown":
         result = decision.deciding[0]
         kind = "denies" if result.statement.effect == "Deny" else "allows"
+        if len(result.condition.token) == len(result.condition.reasons):
+            return (
+                f"Whether {who} may assume this role depends on the "
+                f"{'SAML assertion' if ':saml-provider/' in principal else 'token'}: "
+                f"{result.statement.name} {kind} {action} only with "
+                f"{_token_summary(result)}."
+            )
         return (
             f"Whether {who} may assume this role is unknown: {result.statement.name} {kind} it "
             f"only under a condition that cannot be judged offline ({_condition_words(result)})."
@@ -116,6 +126,12 @@ def _summary(decision: Decision, policy: Policy) -> str:
         f"{who} may not assume this role: no statement allows {principal} to call {action} "
         f"({nearest})."
     )
+
+
+def _token_summary(result: StatementResult) -> str:
+    # "... depends on the token: a token from HOST must carry aud = X" -> "a token from HOST"
+    issuer = result.condition.reasons[0].split(CLAIMS_MARK, 1)[1].split(" must carry ", 1)[0]
+    return f"{issuer} that carries {' and '.join(result.condition.token)}"
 
 
 def _nearest(decision: Decision) -> str:
@@ -154,21 +170,25 @@ def _principal_findings(decision: Decision, severity: Status) -> list[TrustFindi
                         f'"Principal": {{"Service": ["{wanted}", "{name}"]}}',
                     )
                 )
-            elif request.kind == "Service" and similar_service(name, wanted):
+            elif request.kind == "Service" and (meant := nearest_service(name, wanted)):
+                # A misspelling of the principal asked about keeps it out; one of another
+                # service's name is worth a warning, and the question's answer stands apart.
                 found.append(
                     TrustFinding(
                         "service-misspelled",
-                        severity,
-                        f'{statement.name} names the service "{name}": did you mean {wanted}?',
+                        severity if meant == wanted else "warn",
+                        f'{statement.name} names the service "{name}": did you mean {meant}?',
                         "Service principal names are matched exactly; a name that is not a "
-                        "service's lets no one in.",
-                        f'"Principal": {{"Service": "{wanted}"}}\n{minimal_fix()}',
+                        "service's lets no one in (and IAM refuses a service principal it does "
+                        "not know).",
+                        f'"Principal": {{"Service": "{meant}"}}'
+                        + (f"\n{minimal_fix()}" if meant == wanted == EC2_SERVICE else ""),
                     )
                 )
         for kind in ("AWS", "Federated", "CanonicalUser"):
             if request.kind == "Service" and kind != request.kind:
                 names = statement.principal.by_kind.get(kind, ())
-                if any(name == wanted or similar_service(name, wanted) for name in names):
+                if any(name == wanted or nearest_service(name, wanted) == wanted for name in names):
                     found.append(
                         TrustFinding(
                             "service-wrong-key",
@@ -183,11 +203,89 @@ def _principal_findings(decision: Decision, severity: Status) -> list[TrustFindi
     return found
 
 
+def _wrong_action(request: Request, result: StatementResult) -> TrustFinding:
+    statement = result.statement
+    summary = f"{statement.name} names {request.principal} but {result.action.reason}"
+    if request.kind == "Federated":
+        call = default_action(request.principal)
+        return TrustFinding(
+            "wrong-action",
+            "fail",
+            summary,
+            "The users of an identity provider assume a role with "
+            "sts:AssumeRoleWithWebIdentity (OIDC: GitHub Actions, EKS service accounts, "
+            f"Cognito, Google...) or sts:AssumeRoleWithSAML (SAML); {request.principal} calls "
+            f"{call}, and never sts:AssumeRole.",
+            f'"Action": "{call}" in the statement, and ask about that call: --action {call}',
+        )
+    return TrustFinding(
+        "wrong-action",
+        "fail",
+        summary,
+        f"{request.principal} calls {request.action} to assume a role; "
+        "sts:AssumeRoleWithWebIdentity and sts:AssumeRoleWithSAML are for federated "
+        "users, and sts:TagSession alone lets no one assume the role.",
+        f'"Action": "{request.action}"\n{minimal_fix()}',
+    )
+
+
+def _condition_unknown(request: Request, result: StatementResult) -> TrustFinding:
+    statement, condition = result.statement, result.condition
+    if condition.token and len(condition.token) == len(condition.reasons):
+        # Claims of the caller's own token: the condition is what keeps every other subject of
+        # the provider out, so it is explained, never offered for removal.
+        return TrustFinding(
+            "condition-unknown",
+            "pass",
+            f"{statement.name} lets {request.principal} in only with a token that carries "
+            "the claims its condition names",
+            "; ".join(condition.reasons),
+            "Nothing to change if these are the subjects meant to assume the role. Keep the "
+            "condition: without it any token the provider issues (any repository, any service "
+            "account, any app user) could assume the role.",
+        )
+    return TrustFinding(
+        "condition-unknown",
+        "warn",
+        f"{statement.name}'s condition cannot be judged offline",
+        _condition_words(result),
+        "Check the condition against the service's documentation, or test it: "
+        + (
+            "launch an instance with the profile and run `imdscreds doctor`."
+            if request.principal == EC2_SERVICE
+            else f"make the call as {request.principal} and read the error, if any."
+        ),
+    )
+
+
+def _unmet_fix(statement: Statement, request: Request) -> str:
+    wildcard = statement.principal is not None and (
+        statement.principal.anyone or "*" in statement.principal.by_kind.get("AWS", ())
+    )
+    if wildcard:
+        # The condition is all that scopes a wildcard: removing it would trust everyone.
+        return (
+            "Keep the condition (it is all that scopes the wildcard) and add a statement that "
+            f"names {request.principal} itself"
+            + (f".\n{minimal_fix()}" if request.principal == EC2_SERVICE else ".")
+        )
+    return f"Remove that condition from the statement that trusts {request.principal}.\n" + (
+        minimal_fix()
+    )
+
+
 def _decision_findings(decision: Decision) -> list[TrustFinding]:
     request = decision.request
     allowed = decision.verdict == "allowed"
     severity: Status = "warn" if allowed else "fail"
     found = _principal_findings(decision, severity)
+    # A statement for sts:TagSession or sts:SetSourceIdentity beside one that allows the action
+    # asked about is the usual shape, not a wrong action: whatever that other statement's
+    # condition decides, this one is not the reason.
+    covered = any(
+        r.statement.effect == "Allow" and r.principal.matched and r.action.matched
+        for r in decision.results
+    )
     for result in decision.results:
         statement = result.statement
         if (
@@ -195,30 +293,12 @@ def _decision_findings(decision: Decision) -> list[TrustFinding]:
             and result.principal.matched
             and not result.action.matched
             and not allowed
+            and not covered
         ):
-            found.append(
-                TrustFinding(
-                    "wrong-action",
-                    "fail",
-                    f"{statement.name} names {request.principal} but {result.action.reason}",
-                    f"{request.principal} calls {request.action} to assume a role; "
-                    "sts:AssumeRoleWithWebIdentity and sts:AssumeRoleWithSAML are for federated "
-                    "users, and sts:TagSession alone lets no one assume the role.",
-                    f'"Action": "{request.action}"\n{minimal_fix()}',
-                )
-            )
+            found.append(_wrong_action(request, result))
         matched = result.principal.matched and result.action.matched and statement.effect
         if matched and result.condition.truth == "unknown":
-            found.append(
-                TrustFinding(
-                    "condition-unknown",
-                    "warn",
-                    f"{statement.name}'s condition cannot be judged offline",
-                    _condition_words(result),
-                    "Check the condition against the service's documentation, or test it: "
-                    "launch an instance with the profile and run `imdscreds doctor`.",
-                )
-            )
+            found.append(_condition_unknown(request, result))
         if matched == "Allow" and result.condition.truth == "unmet":
             found.append(
                 TrustFinding(
@@ -227,8 +307,7 @@ def _decision_findings(decision: Decision) -> list[TrustFinding]:
                     f"{statement.name} lets {request.principal} in only under a condition it "
                     "cannot meet",
                     _condition_words(result),
-                    f"Remove that condition from the statement that trusts {request.principal}.\n"
-                    + minimal_fix(),
+                    _unmet_fix(statement, request),
                 )
             )
         if matched == "Deny" and result.applies:
@@ -272,7 +351,9 @@ def _decision_findings(decision: Decision) -> list[TrustFinding]:
         "wrong-action",
         "condition-unmet",
     }
-    if decision.verdict == "not-allowed" and not specific & {f.id for f in found}:
+    if decision.verdict == "not-allowed" and not specific & {
+        f.id for f in found if f.status == "fail"
+    }:
         found.insert(
             0,
             TrustFinding(
@@ -304,10 +385,15 @@ def explain_policy(
     if policy.rejected and not policy.statements:
         return Explanation("invalid", _summary(decision, policy), tuple(findings), decision)
     findings.extend(_decision_findings(decision))
+    summary = _summary(decision, policy)
+    if {p.id for p in policy.problems} & REJECTED == {"byte-order-mark"}:
+        # The mark alone stands between the document and IAM: say what the rest would decide.
+        content = dataclasses.replace(policy, rejected=False)
+        summary += " Once the mark is removed: " + _summary(evaluate(content, request), content)
     seen: set[tuple[str, str]] = set()
     unique = []
     for finding in findings:
         if (finding.id, finding.summary) not in seen:
             seen.add((finding.id, finding.summary))
             unique.append(finding)
-    return Explanation(decision.verdict, _summary(decision, policy), tuple(unique), decision)
+    return Explanation(decision.verdict, summary, tuple(unique), decision)

@@ -52,6 +52,7 @@ FINDING_IDS: dict[str, str] = {
     "action-invalid": "an Action IAM cannot read",
     "condition-invalid": "a Condition IAM cannot read",
     "statement-invalid": "a statement that is not an object",
+    "byte-order-mark": "the document starts with a UTF-8 byte order mark",
     "version-missing": "no Version",
     "version-old": "the 2008-10-17 policy language",
     # Terraform: the rest of the role
@@ -132,6 +133,9 @@ _PROBLEM_FIX = {
     "unique-id-principal": "Write the principal's ARN (arn:aws:iam::ACCOUNT:role/NAME) in "
     "place of the id, and save the policy again.",
     "not-principal": "Name the principals who may assume the role in Principal instead.",
+    "byte-order-mark": "Save the file as UTF-8 without a BOM: `sed -i '1s/^\\xEF\\xBB\\xBF//' "
+    'FILE`, or in PowerShell 7 `Set-Content -Encoding utf8NoBOM`, or your editor\'s "UTF-8" '
+    '(not "UTF-8 with BOM") encoding.',
     "invalid-json": "Fix the JSON at the line and column given; in Terraform, jsonencode({...}) "
     "or an aws_iam_policy_document writes valid JSON for you.",
 }
@@ -148,5 +152,5 @@ def problem_finding(problem: Problem) -> TrustFinding:
             "IAM refuses to store a trust policy with this (MalformedPolicyDocument), so "
             "CreateRole or UpdateAssumeRolePolicy fails and the role keeps its old policy."
         )
-    fix = _PROBLEM_FIX.get(problem.id, minimal_fix())
+    fix = problem.fix or _PROBLEM_FIX.get(problem.id, minimal_fix())
     return TrustFinding(problem.id, status, where + problem.text, detail, fix)

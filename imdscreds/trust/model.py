@@ -25,6 +25,7 @@ __all__ = [
 
 CURRENT_VERSION = "2012-10-17"
 _OLD_VERSION = "2008-10-17"
+_BOM = "\ufeff"
 _TOP_KEYS = ("Version", "Id", "Statement")
 _STATEMENT_KEYS = (
     "Sid",
@@ -50,6 +51,7 @@ class Problem:
     id: str
     statement: int | None  # 1-based, None for the document as a whole
     text: str
+    fix: str | None = None  # when the fix depends on the document (the name to write instead)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,17 @@ def _principals(
             continue
         by_kind[kind] = listed
         for name in listed:
+            if name != name.strip():
+                problems.append(
+                    Problem(
+                        "principal-invalid",
+                        where,
+                        f"{element}.{kind} holds {json.dumps(name)}, with spaces around the "
+                        "name: IAM matches principals exactly and rejects this one "
+                        "(MalformedPolicyDocument: Invalid principal in policy)",
+                        f'Write the name without the spaces: "{kind}": {json.dumps(name.strip())}',
+                    )
+                )
             if kind == "AWS" and _UNIQUE_ID.match(name):
                 problems.append(
                     Problem(
@@ -281,6 +294,7 @@ def _statement(index: int, raw: object, problems: list[Problem]) -> Statement | 
 # Problems after which IAM refuses to store the document (CreateRole/UpdateAssumeRolePolicy fail).
 REJECTED = frozenset(
     {
+        "byte-order-mark",
         "invalid-json",
         "not-a-policy",
         "key-miscased",
@@ -307,19 +321,32 @@ def _json_error(exc: json.JSONDecodeError) -> Problem:
 def parse_policy(document: str | Mapping[str, Any]) -> Policy:
     """Read a trust policy (JSON text, or a document already parsed, as botocore returns it)."""
     problems: list[Problem] = []
+    if isinstance(document, str) and document.startswith(_BOM):
+        # Read as utf-8-sig would; the mark itself is still a problem for IAM.
+        document = document[len(_BOM) :]
+        problems.append(
+            Problem(
+                "byte-order-mark",
+                None,
+                "the document starts with a UTF-8 byte order mark (EF BB BF), which is not JSON: "
+                "RFC 8259 forbids it at the start of JSON text, the AWS CLI's file:// sends it "
+                "on as part of the text, and IAM rejects the policy (MalformedPolicyDocument); "
+                "imdscreds read the rest",
+            )
+        )
     if isinstance(document, str):
         try:
             loaded: object = json.loads(document)
         except json.JSONDecodeError as exc:
-            return Policy(None, (), (_json_error(exc),), rejected=True)
+            return Policy(None, (), (*problems, _json_error(exc)), rejected=True)
         except RecursionError:  # nested deeper than the parser goes: no policy is
             problem = Problem("invalid-json", None, "the document is nested too deep to be JSON")
-            return Policy(None, (), (problem,), rejected=True)
+            return Policy(None, (), (*problems, problem), rejected=True)
     else:
         loaded = document
     if not isinstance(loaded, Mapping):
         problem = Problem("not-a-policy", None, "a policy is a JSON object with a Statement")
-        return Policy(None, (), (problem,), rejected=True)
+        return Policy(None, (), (*problems, problem), rejected=True)
     top = _keys(loaded, _TOP_KEYS, None, problems)
     version = top.get("Version")
     if version is None:
