@@ -28,6 +28,7 @@ class Slowloris:
             raise ValueError(f"mode must be trickle or silent, not {mode!r}")
         self.port, self.count, self.mode, self.interval = port, count, mode, interval
         self.reopened = 0
+        self.bytes_sent = 0
         self.failed_connects = 0
         self._selector = selectors.DefaultSelector()
         self._sent: dict[socket.socket, int] = {}
@@ -106,3 +107,4 @@ class Slowloris:
                             self.reopened += 1
                         continue
                     self._sent[sock] = sent + 1
+                    self.bytes_sent += 1

@@ -49,6 +49,15 @@ def make_broker(imds: FakeIMDS, token: TokenFile, **kwargs: Any) -> Broker:
     return broker.start()
 
 
+def clocked_broker(
+    fake_imds_factory: Callable[..., FakeIMDS], token: TokenFile
+) -> tuple[FakeClock, FakeIMDS, Broker]:
+    """A started broker and its FakeIMDS on one FakeClock that starts now."""
+    clock = FakeClock(start=datetime.now(timezone.utc).replace(microsecond=0))
+    imds = fake_imds_factory(clock=clock)
+    return clock, imds, make_broker(imds, token, clock=clock)
+
+
 @pytest.fixture
 def broker(fake_imds: FakeIMDS, token_file: TokenFile) -> Iterator[Broker]:
     running = make_broker(fake_imds, token_file)
@@ -346,9 +355,7 @@ def _simulate(
 def test_over_rotations_the_host_costs_imds_at_most_one_credentials_get_each(
     fake_imds_factory: Callable[..., FakeIMDS], token_file: TokenFile
 ) -> None:
-    clock = FakeClock(start=datetime.now(timezone.utc).replace(microsecond=0))
-    imds = fake_imds_factory(clock=clock)
-    broker = make_broker(imds, token_file, clock=clock)
+    clock, imds, broker = clocked_broker(fake_imds_factory, token_file)
     try:
         assert broker.wait_first_fetch(10)
         imds.reset_counts()
@@ -368,9 +375,7 @@ def test_imds_down_longer_than_the_credentials_life_clients_keep_working_one_war
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="imdscreds")
-    clock = FakeClock(start=datetime.now(timezone.utc).replace(microsecond=0))
-    imds = fake_imds_factory(clock=clock)
-    broker = make_broker(imds, token_file, clock=clock)
+    clock, imds, broker = clocked_broker(fake_imds_factory, token_file)
     try:
         assert broker.wait_first_fetch(10)
         imds.scenario = "outage"

@@ -278,8 +278,12 @@ class Wire:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
+        # asyncio accepts up to ``backlog`` connections per turn of the loop before it reads any
+        # of them; kept well under the cap, a newcomer's head is read before enough others
+        # arrive to make it the oldest.
+        backlog = max(16, min(1024, self.max_waiting // 4))
         server = self._loop.run_until_complete(
-            self._loop.create_server(lambda: _Connection(self), sock=self._sock)
+            self._loop.create_server(lambda: _Connection(self), sock=self._sock, backlog=backlog)
         )
         self._server = server
         self._loop.call_later(_SWEEP_EVERY, self._sweep)
