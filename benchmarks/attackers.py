@@ -108,3 +108,23 @@ class Slowloris:
                         continue
                     self._sent[sock] = sent + 1
                     self.bytes_sent += 1
+
+
+def main(argv: list[str]) -> None:
+    """``python -m benchmarks.attackers PORT COUNT MODE INTERVAL``: attack until stdin closes;
+    print one JSON line when the connections are open, and one with the counts at the end."""
+    import json
+    import sys
+
+    port, count, mode, interval = int(argv[0]), int(argv[1]), argv[2], float(argv[3])
+    with Slowloris(port, count, mode=mode, interval=interval) as attack:
+        print(json.dumps({"open": attack.open}), flush=True)
+        sys.stdin.read()
+        result = {"reopened": attack.reopened, "bytes_sent": attack.bytes_sent}
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -9,6 +9,7 @@ Expiration from upstream, and the operator's view of all of it. The attackers ar
 from __future__ import annotations
 
 import http.client
+import inspect
 import json
 import socket
 import time
@@ -300,3 +301,28 @@ def test_healthz_says_when_a_stale_set_is_served(
     assert status == 200  # still served, as the library does while IMDS is down
     assert health["ServingStale"] is True
     assert health["Counters"]["UpstreamFetchesFailed"] >= 1
+
+
+def test_serve_help_says_what_is_refused_with_the_brokers_own_limits(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from imdscreds.broker.wire import MAX_HEAD, MAX_HEADERS
+    from imdscreds.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = {name: p.default for name, p in inspect.signature(Broker).parameters.items()}
+    assert "loopback address to listen on" in text  # --host has its help
+    for said in (
+        "no token (401)",
+        "Transfer-Encoding",
+        "two Host headers",
+        f"a head over {MAX_HEAD // 1024} KiB or {MAX_HEADERS} fields (431)",
+        f"not complete {defaults['head_timeout']:g} s after connecting",
+        f"when {defaults['max_connections']:,} wait",
+        f"over {defaults['rate']:g} requests a second (429)",
+        "GET /metrics",
+    ):
+        assert said in text, said
