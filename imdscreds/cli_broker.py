@@ -28,7 +28,8 @@ def add_commands(commands: Any) -> None:
         "token file.",
         epilog="Refused, each with a JSON body that says why: a bind other than 127.0.0.1 or ::1 "
         "(at start); no token (401) or a wrong one (403); a Host other than the broker's own "
-        "address (403, DNS rebinding); X-Forwarded-For or Forwarded (403); a method other than "
+        "address (403, DNS rebinding); X-Forwarded-For or Forwarded (403); an Origin header "
+        "(403: a web page's request); a method other than "
         "GET (405); a request with a body, Content-Length other than 0 or Transfer-Encoding "
         "(413/400); two Host headers or a badly framed head (400); a head over 8 KiB or 64 "
         "fields (431); over 200 requests a second (429). Closed without an answer: a head not "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import inspect
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -217,6 +218,34 @@ def test_heads_that_are_not_plainly_framed_are_refused_saying_why(
     assert broker.counters.refused[code] == 1
 
 
+def test_a_web_page_cannot_read_the_broker_cors_preflight_and_origin_are_refused(
+    broker: Broker,
+    token_file: TokenFile,  # noqa: F811
+) -> None:
+    # What a browser sends for fetch("http://127.0.0.1:PORT/credentials") from another origin:
+    # a preflight (the Authorization header is not CORS-safelisted), or a plain GET without it.
+    origin = b"\r\nOrigin: https://evil.example"
+    preflight = _raw(
+        broker,
+        b"OPTIONS /credentials HTTP/1.1\r\nHost: " + _host(broker) + origin
+        + b"\r\nAccess-Control-Request-Method: GET"
+        + b"\r\nAccess-Control-Request-Headers: authorization\r\n\r\n",
+    )  # fmt: skip
+    plain = _raw(
+        broker, b"GET /credentials HTTP/1.1\r\nHost: " + _host(broker) + origin + b"\r\n\r\n"
+    )
+    with_token = _raw(
+        broker,
+        b"GET /credentials HTTP/1.1\r\nHost: " + _host(broker) + origin
+        + b"\r\nAuthorization: " + token_file.token.encode() + b"\r\n\r\n",
+    )  # fmt: skip
+    for answer in (preflight, plain, with_token):
+        assert answer.startswith(b"HTTP/1.1 403")
+        assert b"BrowserRequest" in answer
+        assert b"access-control-" not in answer.lower()
+    assert broker.counters.refused["BrowserRequest"] == 3
+
+
 # -- a hostile upstream ---------------------------------------------------------------------------
 
 
@@ -240,6 +269,30 @@ def test_a_far_future_expiration_from_upstream_is_served_as_the_engines_twelve_h
     # The library's longest life for a set (12 h); the broker refreshes 25-30 min before that,
     # so a client that comes back 15 min before the served Expiration finds the next set.
     assert now + timedelta(hours=11, minutes=59) < served <= now + timedelta(hours=12)
+
+
+def test_an_upstream_error_whose_text_carries_a_secret_reaches_clients_by_its_type_only(
+    token_file: TokenFile,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="imdscreds")
+    leaked = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+    def fetch() -> RoleCredentials:
+        raise RuntimeError(f"upstream said: {leaked}")
+
+    broker = Broker(fetch, token=token_file.token).start()
+    try:
+        assert broker.wait_first_fetch(10)
+        status, document = request(broker, {"Authorization": token_file.token})
+        _, health = request(broker, {}, path="/healthz")
+    finally:
+        broker.stop()
+    assert status == 503
+    assert "RuntimeError" in document["Message"]
+    seen = json.dumps(document) + json.dumps(health)
+    seen += "\n".join(record.getMessage() for record in caplog.records)
+    assert leaked not in seen
 
 
 # -- the operator's view --------------------------------------------------------------------------
@@ -319,6 +372,7 @@ def test_serve_help_says_what_is_refused_with_the_brokers_own_limits(
         "no token (401)",
         "Transfer-Encoding",
         "two Host headers",
+        "an Origin header (403",
         f"a head over {MAX_HEAD // 1024} KiB or {MAX_HEADERS} fields (431)",
         f"not complete {defaults['head_timeout']:g} s after connecting",
         f"when {defaults['max_connections']:,} wait",

@@ -9,7 +9,8 @@ else: the wire's limits (``wire.py``: the whole head within ``head_timeout`` of 
 ``MAX_HEAD`` bytes, strictly framed, no body, one ``Host``; at ``max_connections`` waiting heads
 the oldest is dropped); a ``Host`` that is this broker's own loopback address (a page in a
 browser whose name resolves to 127.0.0.1, DNS rebinding, sends its own name); no
-``X-Forwarded-For`` or ``Forwarded`` (something is relaying); the token, compared in constant
+``X-Forwarded-For`` or ``Forwarded`` (something is relaying); no ``Origin`` (a web page);
+GET only; the token, compared in constant
 time; a request rate per second (refused requests have a bucket of their own, so a flood without
 the token cannot crowd out the clients that hold it). The token and the secrets never reach a
 log line.
@@ -374,6 +375,15 @@ class Broker:
                 "The request came through a proxy (X-Forwarded-For); the broker answers only "
                 "direct requests from this host.",
                 "Take the proxy out of the way (NO_PROXY=127.0.0.1).",
+            )
+        if headers.get("Origin") is not None:
+            # A web page's request (the SDKs send no Origin); no answer carries an
+            # Access-Control-Allow-Origin either, so a page could not read one anyway.
+            return 403, _error(
+                "BrowserRequest",
+                "The request carries an Origin header: it comes from a web page, and the broker "
+                "answers only the SDKs on this host.",
+                "",
             )
         if method != "GET":
             return 405, _error("MethodNotAllowed", f"{method} is not served; use GET.", "")

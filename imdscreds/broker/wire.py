@@ -347,8 +347,14 @@ class Wire:
 
         def done(finished: asyncio.Task[Reply | None]) -> None:
             self._tasks.discard(finished)
-            if not finished.cancelled():
-                connection.send(finished.result(), keep_alive=request.keep_alive)
+            if finished.cancelled():
+                return
+            error = finished.exception()
+            if error is not None:  # named by type only: its text could carry what it should not
+                log.debug("Answering ended with %s; connection closed.", type(error).__name__)
+                connection.drop()
+                return
+            connection.send(finished.result(), keep_alive=request.keep_alive)
 
         task.add_done_callback(done)
 
