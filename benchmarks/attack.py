@@ -167,6 +167,9 @@ def under_attack(peers: list[AnyPeer], settings: Settings) -> Table:
                     _ms(result["times"], 50), _ms(result["times"], 99),
                     f"{result['reopened']:,}",
                 ])  # fmt: skip
+    table.notes.append(
+        "Above the cap (5,000 reconnecting) every accept drops the oldest waiting connection and the attacker reopens it at once, so the loop spends its time accepting: every GET that was sent was answered, but some waited in a full listen queue for the client's SYN to be sent again, and fewer GETs fit in the row's time. The 'before' server answers none from 100 trickling connections on (it has 64 threads); its row above the cap is not run."
+    )
     return table
 
 

@@ -38,6 +38,7 @@ MAX_HEAD = 8192  # botocore's request head is about 300 bytes
 MAX_HEADERS = 64
 _MAX_UNSENT = 65536  # a kept-alive client that never reads its answers is dropped past this
 _SWEEP_EVERY = 0.25
+_LISTEN_QUEUE = 1024
 _TOKEN_CHARS = frozenset(
     b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
@@ -285,14 +286,31 @@ class Wire:
         server = self._loop.run_until_complete(
             self._loop.create_server(lambda: _Connection(self), sock=self._sock, backlog=backlog)
         )
+        # ... but the kernel's queue stays at least 1,024 deep (asyncio set it to the batch): a
+        # connect refused there waits a second or more for its SYN to be sent again.
+        self._sock.listen(max(backlog, _LISTEN_QUEUE))
         self._server = server
         self._loop.call_later(_SWEEP_EVERY, self._sweep)
         self._ready.set()
         try:
             self._loop.run_forever()
         finally:
+            self._settle()
             self._loop.run_until_complete(self._loop.shutdown_default_executor())
             self._loop.close()
+
+    def _settle(self) -> None:
+        # Connections accepted in the loop's last turns may not have reached connection_made yet:
+        # a few more turns, closing whatever is open, so that no transport outlives the loop.
+        for _ in range(10):
+            for connection in list(self._open):
+                connection.drop()
+            pending = [task for task in asyncio.all_tasks(self._loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.sleep(0.01))
+            if not self._open and not pending:
+                return
 
     def _shutdown(self) -> None:
         self._server.close()
