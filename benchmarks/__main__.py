@@ -12,7 +12,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import aio, broker, report, scenarios, timeline, trust_policies, trust_terraform
+from benchmarks import (
+    aio,
+    attack,
+    broker,
+    report,
+    scenarios,
+    timeline,
+    trust_policies,
+    trust_terraform,
+)
 from benchmarks.peers import IN_PROCESS_PEERS, available
 from benchmarks.scenarios import AnyPeer, Settings, Table
 from benchmarks.sdk_peer import PeerUnavailable, SdkPeer
@@ -37,6 +46,7 @@ SCENARIOS: dict[int, Callable[[list[AnyPeer], Settings], Table]] = {
     9: lambda peers, settings: aio.table(settings),
     10: broker.answer_time,
     11: broker.per_rotation,
+    12: attack.under_attack,
     13: trust_terraform.trust_terraform,
 }
 

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
+from benchmarks import attack
 from benchmarks.harness import requests_by_kind
 from benchmarks.scenarios import Settings, Table, per_refresh
 
@@ -148,7 +149,7 @@ def targets(tables: dict[int, Table]) -> list[list[str]]:
                 verdict,
             ]
         )
-    return rows + _asyncio_targets(tables)
+    return rows + _asyncio_targets(tables) + attack.targets(tables)
 
 
 def _asyncio_targets(tables: dict[int, Table]) -> list[list[str]]:

@@ -27,9 +27,25 @@ def add_commands(commands: Any) -> None:
         "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE. SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 or "
         "SIGUSR2 stops it and removes the token file. Under a systemd socket (LISTEN_FDS) it "
         "serves the socket it is given.",
+        epilog="Refused, each with a JSON body that says why: a bind other than 127.0.0.1 or ::1 "
+        "(at start); no token (401) or a wrong one (403); a Host other than the broker's own "
+        "address (403, DNS rebinding); X-Forwarded-For or Forwarded (403); an Origin header "
+        "(403: a web page's request); a method other than "
+        "GET (405); a request with a body, Content-Length other than 0 or Transfer-Encoding "
+        "(413/400); two Host headers or a badly framed head (400); a head over 8 KiB or 64 "
+        "fields (431); over 200 requests a second (429). Closed without an answer: a head not "
+        "complete 3 s after connecting; the oldest connection still waiting for its head when "
+        "4,096 wait; refused requests beyond 200 a second. GET /healthz (JSON) and GET /metrics "
+        "(Prometheus) need no token and show no secret.",
     )
     serve.add_argument("--port", type=int, default=0, help="port (default 0: a free one, printed)")
-    serve.add_argument("--host", choices=("127.0.0.1", "::1"), default="127.0.0.1")
+    serve.add_argument(
+        "--host",
+        choices=("127.0.0.1", "::1"),
+        default="127.0.0.1",
+        help="loopback address to listen on (default 127.0.0.1; no other address is accepted: "
+        "the broker hands out the instance role)",
+    )
     serve.add_argument(
         "--token-file",
         help="where to write the token (its directory must be 0700, or 0710 with --group); "

@@ -49,6 +49,15 @@ def make_broker(imds: FakeIMDS, token: TokenFile, **kwargs: Any) -> Broker:
     return broker.start()
 
 
+def clocked_broker(
+    fake_imds_factory: Callable[..., FakeIMDS], token: TokenFile
+) -> tuple[FakeClock, FakeIMDS, Broker]:
+    """A started broker and its FakeIMDS on one FakeClock that starts now."""
+    clock = FakeClock(start=datetime.now(timezone.utc).replace(microsecond=0))
+    imds = fake_imds_factory(clock=clock)
+    return clock, imds, make_broker(imds, token, clock=clock)
+
+
 @pytest.fixture
 def broker(fake_imds: FakeIMDS, token_file: TokenFile) -> Iterator[Broker]:
     running = make_broker(fake_imds, token_file)
@@ -149,11 +158,14 @@ def test_never_had_credentials_answers_the_typed_error_and_hint_as_json_fast(
         assert "instance profile" in document["Hint"]
         assert elapsed < 1.0  # answered from the shared outcome, not one IMDS round per request
         _, health = request(broker, {}, path="/healthz")
-        assert health == {
+        assert {k: health[k] for k in ("Status", "CredentialsHeld", "LastError")} == {
             "Status": "no-credentials",
             "CredentialsHeld": False,
             "LastError": document["Message"],
         }
+        assert health["SecondsSinceLastGoodFetch"] is None
+        assert health["Counters"]["RequestsUnavailable"] == 1
+        assert health["Counters"]["UpstreamFetchesFailed"] >= 1
     finally:
         broker.stop()
 
@@ -235,25 +247,24 @@ def test_a_flood_is_bounded_and_never_crowds_out_the_token_holders(
         broker.stop()
 
 
-def test_connections_beyond_the_limit_are_closed_and_a_silent_client_is_dropped(
+def test_at_the_connection_cap_the_oldest_waiting_connection_is_dropped_not_the_newest(
     fake_imds: FakeIMDS, token_file: TokenFile
 ) -> None:
-    broker = make_broker(fake_imds, token_file, max_connections=4, idle_timeout=1.0)
-    held = [socket.create_connection(("127.0.0.1", broker.port)) for _ in range(3)]
+    broker = make_broker(fake_imds, token_file, max_connections=4, head_timeout=1.0)
+    held = [socket.create_connection(("127.0.0.1", broker.port), timeout=5) for _ in range(4)]
     try:
         assert broker.wait_first_fetch(10)
-        # Three silent connections hold threads; the fourth slot still serves a real client.
-        began = time.monotonic()
+        # Four silent connections fill the cap; a real client still gets in, and the oldest
+        # silent one is the one that goes.
         assert request(broker, {"Authorization": token_file.token})[0] == 200
-        assert time.monotonic() - began < 0.5
-        extra = [socket.create_connection(("127.0.0.1", broker.port)) for _ in range(3)]
-        held += extra
-        for sock in extra[1:]:
-            sock.settimeout(2)
-            assert sock.recv(1) == b""  # closed at once: over the limit
-        for sock in held[:3]:
-            sock.settimeout(3)
-            assert sock.recv(1) == b""  # dropped after idle_timeout without a request
+        assert held[0].recv(1) == b""
+        # The client's connection has left the queue: the cap is full again at the second new one.
+        held += [socket.create_connection(("127.0.0.1", broker.port), timeout=5) for _ in "ab"]
+        assert held[1].recv(1) == b""
+        for sock in held[2:]:
+            assert sock.recv(1) == b""  # every silent one goes after head_timeout
+        assert broker.counters.dropped["Shed"] == 2
+        assert broker.counters.dropped["HeadTimeout"] == 4
         assert request(broker, {"Authorization": token_file.token})[0] == 200
     finally:
         for sock in held:
@@ -344,9 +355,7 @@ def _simulate(
 def test_over_rotations_the_host_costs_imds_at_most_one_credentials_get_each(
     fake_imds_factory: Callable[..., FakeIMDS], token_file: TokenFile
 ) -> None:
-    clock = FakeClock(start=datetime.now(timezone.utc).replace(microsecond=0))
-    imds = fake_imds_factory(clock=clock)
-    broker = make_broker(imds, token_file, clock=clock)
+    clock, imds, broker = clocked_broker(fake_imds_factory, token_file)
     try:
         assert broker.wait_first_fetch(10)
         imds.reset_counts()
@@ -366,9 +375,7 @@ def test_imds_down_longer_than_the_credentials_life_clients_keep_working_one_war
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="imdscreds")
-    clock = FakeClock(start=datetime.now(timezone.utc).replace(microsecond=0))
-    imds = fake_imds_factory(clock=clock)
-    broker = make_broker(imds, token_file, clock=clock)
+    clock, imds, broker = clocked_broker(fake_imds_factory, token_file)
     try:
         assert broker.wait_first_fetch(10)
         imds.scenario = "outage"
