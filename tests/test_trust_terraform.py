@@ -39,7 +39,8 @@ MODULES: dict[str, dict[str, tuple[str, list[str]]]] = {
     "healthy_policy_document": {"aws_iam_role.app": ("allowed", [])},
     "file_trust": {"aws_iam_role.app": ("allowed", [])},
     "templatefile_plain": {"aws_iam_role.app": ("allowed", [])},
-    "templatefile_vars": {"aws_iam_role.app": ("unknown", ["unresolved"])},
+    # templatefile() fills ${service} from its literal vars map: ec2.amazonaws.com, allowed.
+    "templatefile_vars": {"aws_iam_role.app": ("allowed", [])},
     "variable_trust": {"aws_iam_role.app": ("unknown", ["unresolved"])},
     "module_output": {"aws_iam_role.app": ("unknown", ["unresolved"])},
     "missing_data_source": {"aws_iam_role.app": ("unknown", ["unresolved"])},
@@ -52,6 +53,34 @@ MODULES: dict[str, dict[str, tuple[str, list[str]]]] = {
     "resource_in_document": {"aws_iam_role.app": ("invalid", ["resource-element"])},
     "wildcard_principal": {"aws_iam_role.app": ("allowed", ["anyone-may-assume"])},
     "deny_document": {"aws_iam_role.app": ("denied", ["deny-matches"])},
+    # Statements, principals and conditions made by dynamic blocks (hand checks in main.tf).
+    "dynamic_statements": {
+        "aws_iam_role.this": ("allowed", []),
+        "aws_iam_role.guarded": ("unknown", ["condition-unknown"]),
+    },
+    # A conditional, coalesce() and try() decided by defaults; one conditional on a variable with
+    # no default, whose two branches differ: unknown, both said.
+    "conditional_policy": {
+        "aws_iam_role.picked": ("allowed", []),
+        "aws_iam_role.coalesced": ("allowed", []),
+        "aws_iam_role.tried": ("allowed", []),
+        "aws_iam_role.either": ("unknown", ["unresolved"]),
+    },
+    "merged_documents": {
+        "aws_iam_role.ec2": ("allowed", []),
+        "aws_iam_role.lambda_only": ("not-allowed", ["ec2-not-trusted"]),
+    },
+    "template_file_rendered": {"aws_iam_role.app": ("unknown", ["condition-unknown"])},
+    # EKS node groups, Auto Mode and Karpenter make the profile: no no-instance-profile warning.
+    "eks_node_roles": {
+        "aws_iam_role.node_group": ("allowed", []),
+        "aws_iam_role.auto_mode": ("allowed", []),
+        "aws_iam_role.karpenter_node": ("allowed", []),
+    },
+    "path_root_file": {
+        "aws_iam_role.rooted": ("allowed", []),
+        "aws_iam_role.relative": ("allowed", []),
+    },
     "two_files": {
         "aws_iam_role.web": ("allowed", []),
         "aws_iam_role.batch": ("allowed", ["no-instance-profile"]),
@@ -116,3 +145,55 @@ def test_missing_extra_is_an_import_error_naming_the_pip_install(
     with pytest.raises(ImportError, match=r"pip install 'imdscreds\[terraform\]'"):
         read_terraform([str(CASES_DIR / "heredoc_only")])
     assert "imdscreds[terraform]" in INSTALL_HINT
+
+
+def test_a_conditional_on_an_unknown_value_names_it_and_says_each_branch() -> None:
+    roles = {r.block.address: r for r in read_terraform([str(CASES_DIR / "conditional_policy")])}
+    either = explain_role(roles["aws_iam_role.either"])
+    assert roles["aws_iam_role.either"].unresolved == "it depends on var.for_lambda (no default)"
+    assert either.explanation.summary.endswith(
+        "if var.for_lambda is true, not-allowed; if false, allowed."
+    )
+
+
+def test_a_dynamic_condition_over_an_unknown_list_names_the_list() -> None:
+    roles = {r.block.address: r for r in read_terraform([str(CASES_DIR / "dynamic_statements")])}
+    summary = explain_role(roles["aws_iam_role.guarded"]).explanation.summary
+    assert "var.role_conditions (no default), a dynamic condition's for_each" in summary
+
+
+def test_eks_and_karpenter_make_the_instance_profile_and_say_so() -> None:
+    roles = {r.block.address: r for r in read_terraform([str(CASES_DIR / "eks_node_roles")])}
+    facts = {address: explain_role(role).facts[0] for address, role in roles.items()}
+    assert facts["aws_iam_role.node_group"].startswith(
+        "Instance profile: made from the role by aws_eks_node_group.this"
+    )
+    assert "aws_eks_cluster.this" in facts["aws_iam_role.auto_mode"]
+    assert "aws_eks_access_entry.karpenter_node" in facts["aws_iam_role.karpenter_node"]
+
+
+def test_each_directory_is_a_module_with_its_own_variables(tmp_path: Path) -> None:
+    # Two modules both name var.service; each role takes its own module's default.
+    for name, service in (("ec2", "ec2.amazonaws.com"), ("lambda", "lambda.amazonaws.com")):
+        module = tmp_path / name
+        module.mkdir()
+        (module / "main.tf").write_text(
+            f'variable "service" {{\n  default = "{service}"\n}}\n'
+            'resource "aws_iam_role" "r" {\n'
+            '  assume_role_policy = jsonencode({Version = "2012-10-17", Statement = [{'
+            'Effect = "Allow", Action = "sts:AssumeRole", Principal = {Service = var.service}}]})\n'
+            "}\n"
+        )
+    roles = read_terraform([str(tmp_path / "ec2"), str(tmp_path / "lambda")])
+    verdicts = [explain_role(role).explanation.verdict for role in roles]
+    assert verdicts == ["allowed", "not-allowed"]
+
+
+def test_variables_given_by_name_override_defaults() -> None:
+    (role,) = [
+        r
+        for r in read_terraform([str(CASES_DIR / "conditional_policy")], {"for_lambda": False})
+        if r.block.name == "either"
+    ]
+    assert role.unresolved is None
+    assert explain_role(role).explanation.verdict == "allowed"

@@ -232,6 +232,8 @@ def _one_test(
         "foranyvalue",
     ):
         return "unknown", f"{operator} is not an IAM condition operator"
+    if "${" in key or "${" in operator:
+        return "unknown", f"a condition made from {_unresolved(key + operator)} cannot be judged"
     state, values, why = context.lookup(key)
     test = f"{operator} {key}"
     if state == "token":
@@ -252,7 +254,8 @@ def _one_test(
     if lowered not in _STRING_OPERATORS:
         return "unknown", f"{test}: imdscreds does not evaluate {base} on a present key"
     if any("${" in value for value in expected):
-        return "unknown", f"{test}: the value is an expression that was not resolved"
+        marked = next(value for value in expected if "${" in value)
+        return "unknown", f"{test}: the value needs {_unresolved(marked)}"
     negated = lowered in _NEGATED
     positive = lowered.replace("not", "", 1) if negated else lowered
     matches = [any(_compare(positive, actual, want) for want in expected) for actual in values]
@@ -265,6 +268,12 @@ def _one_test(
     return ("met" if holds else "unmet"), f"{test}: {context.who} carries {shown}, " + (
         "which passes" if holds else f"which fails against {', '.join(expected)}"
     )
+
+
+def _unresolved(text: str) -> str:
+    """What a ``${...}`` marker left by the Terraform reader needs, or the expression itself."""
+    found = re.search(r"\$\{([^{}]*)\}", text)
+    return found.group(1).strip() if found else text
 
 
 def _token_words(operator: str, key: str, expected: tuple[str, ...]) -> str:

@@ -72,30 +72,58 @@ def _no_profile(role: Block) -> TrustFinding:
     )
 
 
+_UNRESOLVED_WHY = (
+    "imdscreds reads heredocs, jsonencode({...}), aws_iam_policy_document data sources (with "
+    "their dynamic blocks and merged documents), file() and templatefile(), variable defaults "
+    "and locals; it does not guess a value it cannot see."
+)
+_UNRESOLVED_FIX = (
+    "Give the value: -var NAME=VALUE or --var-file FILE; or run it on the rendered policy: "
+    "`terraform show -json PLANFILE > plan.json` and `imdscreds trust explain plan.json`, or "
+    "`aws iam get-role --role-name NAME --query Role.AssumeRolePolicyDocument | imdscreds trust "
+    "explain -`."
+)
+
+
+def _unknown(role: TerraformRole, request: Request, why: str) -> Explanation:
+    who = "EC2" if request.principal == EC2_SERVICE else request.principal
+    unresolved = TrustFinding(
+        "unresolved",
+        "warn",
+        f"the trust policy cannot be read offline: {why}",
+        _UNRESOLVED_WHY,
+        _UNRESOLVED_FIX,
+    )
+    return Explanation(
+        "unknown", f"Whether {who} may assume this role is unknown: {why}.", (unresolved,), None
+    )
+
+
+def _explain_branches(role: TerraformRole, request: Request) -> Explanation:
+    """A policy chosen by a condition on an unknown value: each branch explained."""
+    explained = [
+        (when, None if document is None else explain_policy(document, request))
+        for when, document in role.branches
+    ]
+    verdicts = {e.verdict if e is not None else "unknown" for _, e in explained}
+    first = explained[0][1]
+    if len(verdicts) == 1 and first is not None and first.verdict != "unknown":
+        summary = f"{first.summary} The same holds on either side of {role.unresolved}."
+        return Explanation(first.verdict, summary, first.findings, first.decision)
+    said = "; ".join(f"{when}, {'unknown' if e is None else e.verdict}" for when, e in explained)
+    return _unknown(role, request, f"{role.unresolved}: {said}")
+
+
 def explain_role(role: TerraformRole, request: Request | None = None) -> RoleExplanation:
     """The role's trust verdict for ``request`` (EC2 by default), its profile and permissions."""
     request = request or Request()
     block = role.block
-    if role.document is None:
-        who = "EC2" if request.principal == EC2_SERVICE else request.principal
-        unresolved = TrustFinding(
-            "unresolved",
-            "warn",
-            f"the trust policy cannot be read offline: {role.unresolved}",
-            "imdscreds reads heredocs, jsonencode({...}), aws_iam_policy_document data "
-            "sources and file() paths; it does not guess a value it cannot see.",
-            "Run it on the rendered policy instead: terraform plan, then "
-            "`imdscreds trust explain policy.json`; or `aws iam get-role --role-name NAME "
-            "--query Role.AssumeRolePolicyDocument | imdscreds trust explain -`.",
-        )
-        explanation = Explanation(
-            "unknown",
-            f"Whether {who} may assume this role is unknown: {role.unresolved}.",
-            (unresolved,),
-            None,
-        )
-    else:
+    if role.document is not None:
         explanation = explain_policy(role.document, request)
+    elif role.branches:
+        explanation = _explain_branches(role, request)
+    else:
+        explanation = _unknown(role, request, str(role.unresolved))
     found = list(explanation.findings)
     ec2 = request.principal == EC2_SERVICE
     if role.permissions:
@@ -110,6 +138,8 @@ def explain_role(role: TerraformRole, request: Request | None = None) -> RoleExp
             + ", ".join(f"{p.address} ({p.where})" for p in role.instance_profiles)
             + ".",
         )
+    elif role.profile_made_by is not None and ec2:
+        facts.insert(0, f"Instance profile: made from the role by {role.profile_made_by}.")
     elif ec2:
         facts.insert(0, "Instance profile: none in these files.")
         # Only a role EC2 may assume needs one; a Lambda, ECS or CodeBuild role never does.

@@ -1,15 +1,18 @@
 """Trust policies in Terraform: every ``aws_iam_role``, its trust policy, profile and permissions.
 
-python-hcl2 parses the files (an optional extra: ``pip install 'imdscreds[terraform]'``). A role's
-``assume_role_policy`` is read from a heredoc or string, ``jsonencode({...})`` (the HCL object
-evaluated to JSON), a ``data "aws_iam_policy_document"``, or ``file()``/``templatefile()`` relative
-to the module. Anything else (a variable, a local, a module output) is *unresolved*: said, never
-guessed. Only an expression inside a Condition's values is let through, where it makes that one
-condition unknown rather than the whole policy.
+python-hcl2 parses the files (an optional extra: ``pip install 'imdscreds[terraform]'``); each
+directory is one module. A role's ``assume_role_policy`` is evaluated by :mod:`hclexpr` as
+Terraform would evaluate it, with what the files hold: heredocs, ``jsonencode``, data documents
+(``aws_iam_policy_document`` with its dynamic blocks and merged documents, ``template_file``),
+``file``/``templatefile``, conditionals, ``coalesce``/``try``, variable defaults, locals and the
+partition (``aws`` assumed, and said). A value the files do not hold (a variable without a
+default, a module output) is *unresolved*: named, never guessed. Inside a Condition's values or an
+AWS principal it makes only that part unknown.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from imdscreds.errors import IMDSCredsError
+from imdscreds.trust import hclexpr
 
 __all__ = [
     "INSTALL_HINT",
@@ -94,6 +98,10 @@ class TerraformRole:
     unresolved: str | None
     instance_profiles: tuple[Block, ...]
     permissions: tuple[str, ...]
+    # For a policy that depends on an unknown condition: each branch's policy, by its condition.
+    branches: tuple[tuple[str, str | Mapping[str, Any] | None], ...] = ()
+    # Why the role needs no instance profile of its own (EKS creates one from it), if so.
+    profile_made_by: str | None = None
 
 
 def _line_of(text: str, kind: str, type_: str, name: str) -> int:
@@ -138,24 +146,6 @@ _ROLE_REFERENCE = re.compile(rf"\baws_iam_role\.([\w-]+){_INDEX}\.(?:name|id|arn
 # The one document a role's policy names, through an index or splat: ``x.json``, ``x[0].json``,
 # ``x[*].json``, ``x.*.json``.
 _DOCUMENT_REFERENCE = re.compile(rf"data\.aws_iam_policy_document\.([\w-]+){_INDEX}\.json")
-_ONE_OF = re.compile(
-    r"(?:one\((?P<one>.*)\)|join\(\s*\"\"\s*,\s*(?P<join>.*)\)"
-    r"|element\((?P<element>.*?)\s*,\s*0\s*\)|(?P<first>.*?)\[0\])",
-    re.DOTALL,
-)
-
-
-def _unwrap_one(expression: str) -> str:
-    """``one(x[*].json)``, ``join("", x.*.json)``, ``element(x.*.json, 0)``, ``x.*.json[0]`` → x."""
-    for _ in range(4):
-        match = _ONE_OF.fullmatch(expression.strip())
-        if match is None:
-            break
-        inner = next(group for group in match.groups() if group is not None).strip()
-        if inner.startswith("concat(") and inner.endswith(")"):
-            inner = inner[len("concat(") : -1].split(",")[0].strip()
-        expression = inner
-    return expression.strip()
 
 
 def _references(value: object) -> list[str]:
@@ -176,7 +166,7 @@ def _refers_to(block: Block, value: object) -> bool:
 
 
 def _unresolved_outside_conditions(value: object, path: tuple[str, ...] = ()) -> str | None:
-    """The first ``${...}`` expression in the document, unless it sits in a Condition's values."""
+    """The first ``${...}`` marker in the document, unless it sits in a Condition's values."""
     if isinstance(value, str):
         # An expression in a Condition's values, or among AWS principals (an account id from
         # data.aws_caller_identity), leaves that part unknown; neither ever names the EC2 service.
@@ -198,208 +188,415 @@ def _unresolved_outside_conditions(value: object, path: tuple[str, ...] = ()) ->
 
 
 # Commercial partition unless told otherwise: aws-us-gov shares its dns_suffix, aws-cn does not.
-_PARTITION = {"partition": "aws", "dns_suffix": "amazonaws.com"}
-_PARTITION_VALUES: Mapping[str, object] = {f"partition.{k}": v for k, v in _PARTITION.items()}
+_PARTITION = {
+    "partition": "aws",
+    "dns_suffix": "amazonaws.com",
+    "id": "aws",
+    "reverse_dns_prefix": "com.amazonaws",
+}
 PARTITION_NOTE = "assuming partition aws (dns_suffix amazonaws.com)"
-_VALUE_REFERENCE = re.compile(
-    r"\$\{\s*(?:var\.([\w-]+)|local\.([\w-]+)|data\.aws_partition\.[\w-]+\.(partition|dns_suffix))\s*\}"
-)
+_MAX_FILE = 1 << 20
+_MARKER = re.compile(r"\$\{([^{}]*)\}")
 
 
-def _substitute(value: object, values: Mapping[str, object], used: set[str]) -> object:
-    """``${var.x}`` (a default), ``${local.x}`` and ``${data.aws_partition.*.dns_suffix}`` filled in."""
-    if isinstance(value, list):
-        filled: list[object] = []
-        for item in value:
-            got = _substitute(item, values, used)
-            filled.extend(got) if isinstance(item, str) and isinstance(
-                got, list
-            ) else filled.append(got)
-        return filled
-    if isinstance(value, Mapping):
-        return {key: _substitute(item, values, used) for key, item in value.items()}
-    if not isinstance(value, str) or "${" not in value:
-        return value
+def _needs(marker: str) -> str:
+    """What a ``${...}`` marker left in a document needs, in words."""
+    found = _MARKER.search(marker)
+    inner = found.group(1).strip() if found else marker
+    return f"needs {inner}"
 
-    def key(match: re.Match[str]) -> str:
-        variable, local, partition = match.groups()
-        return (
-            f"var.{variable}"
-            if variable
-            else f"local.{local}"
-            if local
-            else f"partition.{partition}"
+
+class _Module:
+    """One module directory: its variables, locals and data sources, and a scope to evaluate in."""
+
+    def __init__(self, directory: Path, variables: Mapping[str, object]) -> None:
+        self.directory = directory
+        self.defaults: dict[str, object] = {}
+        self.declared: set[str] = set()
+        self.locals: dict[str, object] = {}
+        self.data: dict[tuple[str, str], Block] = {}
+        self.given = dict(variables)
+        self._locals_done: dict[str, object] = {}
+        self._evaluating: set[str] = set()
+        self._documents: dict[str, object] = {}
+        self._documents_on_partition: set[str] = set()
+        self.partition_used = False
+        self.scope = hclexpr.Scope(self._lookup, self._read_file)
+
+    def add(self, loaded: Mapping[str, Any], data: Sequence[Block]) -> None:
+        for entry in loaded.get("variable", []) or []:
+            for name, body in entry.items():
+                self.declared.add(name)
+                if isinstance(body, Mapping) and "default" in body:
+                    self.defaults[name] = body["default"]
+        for entry in loaded.get("locals", []) or []:
+            for name, item in entry.items():
+                if not name.startswith("__"):
+                    self.locals[name] = item
+        for block in data:
+            self.data[(block.type, block.name)] = block
+
+    # -- references
+    def _lookup(self, name: str) -> object:
+        namespace = hclexpr.Namespace
+        if name == "var":
+            return namespace(self._variable, indexable=False)
+        if name == "local":
+            return namespace(self._local, indexable=False)
+        if name == "data":
+            return namespace(
+                lambda type_: namespace(lambda n: self._data_source(type_, n), indexable=False),
+                indexable=False,
+            )
+        if name == "path":
+            here = str(self.directory)
+            return {"module": here, "root": here, "cwd": str(Path.cwd())}
+        if name == "module":
+            return namespace(
+                lambda n: hclexpr.Unknown(f"module.{n}'s outputs (another module)"),
+                indexable=False,
+            )
+        if name in ("count", "each", "self", "terraform"):
+            return namespace(lambda attr: hclexpr.Unknown(f"{name}.{attr}"), indexable=False)
+        return namespace(
+            lambda n: namespace(lambda attr: hclexpr.Unknown(f"{name}.{n}.{attr}")),
+            indexable=False,
         )
 
-    whole = _VALUE_REFERENCE.fullmatch(value.strip())
-    if whole and key(whole) in values:
-        used.add(key(whole))
-        return values[key(whole)]
+    def _variable(self, name: str) -> object:
+        if name in self.given:
+            return self.given[name]
+        if name in self.defaults:
+            default = self.defaults[name]
+            return (
+                hclexpr.evaluate_value(default, self.scope)
+                if isinstance(default, str)
+                else (default)
+            )
+        if name in self.declared:
+            return hclexpr.Unknown(f"var.{name} (no default)")
+        return hclexpr.Unknown(f"var.{name} (not declared in these files)")
 
-    def one(match: re.Match[str]) -> str:
-        found = values.get(key(match))
-        if isinstance(found, (str, int, float)) and not isinstance(found, bool):
-            used.add(key(match))
-            return str(found)
-        return match.group(0)
+    def _local(self, name: str) -> object:
+        if name in self._locals_done:
+            return self._locals_done[name]
+        if name not in self.locals:
+            return hclexpr.Unknown(f"local.{name} (not in these files)")
+        if name in self._evaluating:
+            return hclexpr.Unknown(f"local.{name} (it refers to itself)")
+        self._evaluating.add(name)
+        try:
+            value = hclexpr.evaluate_value(self.locals[name], self.scope)
+        except hclexpr.EvalError as exc:
+            value = hclexpr.Unknown(f"local.{name} ({exc})")
+        finally:
+            self._evaluating.discard(name)
+        self._locals_done[name] = value
+        return value
 
-    return _VALUE_REFERENCE.sub(one, value)
+    def _data_source(self, type_: str, name: str) -> object:
+        namespace = hclexpr.Namespace
+        address = f"data.{type_}.{name}"
+        if type_ == "aws_partition":
+            return namespace(self._partition)
+        block = self.data.get((type_, name))
+        if block is None:
+            return hclexpr.Unknown(f"{address}, which is not in these files")
+        if type_ == "aws_iam_policy_document":
+            return namespace(lambda attr: self._document(block, attr))
+        if type_ == "template_file":
+            return namespace(lambda attr: self._template_file(block, attr))
+        return namespace(lambda attr: hclexpr.Unknown(f"{address}.{attr}"))
+
+    def _partition(self, attribute: str) -> object:
+        if attribute not in _PARTITION:
+            raise hclexpr.EvalError(f"aws_partition has no attribute {attribute!r}")
+        self.partition_used = True
+        return _PARTITION[attribute]
+
+    def _template_file(self, block: Block, attribute: str) -> object:
+        if attribute != "rendered":
+            return hclexpr.Unknown(f"{block.address}.{attribute}")
+        template = hclexpr.evaluate_value(block.body.get("template", ""), self.scope)
+        variables = hclexpr.evaluate_value(block.body.get("vars", {}), self.scope)
+        if isinstance(template, hclexpr.Unknown):
+            return template
+        if isinstance(variables, hclexpr.Unknown):
+            return variables
+        if not isinstance(template, str) or not isinstance(variables, Mapping):
+            raise hclexpr.EvalError(f"{block.address}: template and vars are not text and a map")
+        inner = hclexpr.Scope(_template_variable, self._read_file, dict(variables))
+        return hclexpr.render_template(template, inner)
+
+    def _read_file(self, given: str) -> str:
+        # Terraform resolves a relative path from the working directory, which is the root
+        # module: the directory being read.
+        path = Path(given)
+        target = path if path.is_absolute() else self.directory / path
+        try:
+            with target.open("rb") as handle:
+                data = handle.read(_MAX_FILE + 1)
+        except OSError as exc:
+            raise hclexpr.EvalError(f"{given} cannot be read ({exc.__class__.__name__})") from exc
+        if len(data) > _MAX_FILE:
+            raise hclexpr.EvalError(f"{given} is over 1 MiB")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise hclexpr.EvalError(f"{given} is not UTF-8") from exc
+
+    # -- aws_iam_policy_document, rendered as Terraform renders it
+    def _document(self, block: Block, attribute: str) -> object:
+        if attribute not in ("json", "minified_json"):
+            return hclexpr.Unknown(f"{block.address}.{attribute}")
+        if block.name not in self._documents:
+            self._documents[block.name] = hclexpr.Unknown(f"{block.address} (it refers to itself)")
+            used, self.partition_used = self.partition_used, False
+            try:
+                self._documents[block.name] = self._render_document(block)
+            except hclexpr.EvalError as exc:
+                self._documents[block.name] = hclexpr.Unknown(f"{block.address} ({exc})")
+            if self.partition_used:
+                self._documents_on_partition.add(block.name)
+            self.partition_used = used
+        if block.name in self._documents_on_partition:
+            self.partition_used = True
+        return self._documents[block.name]
+
+    def _render_document(self, block: Block) -> object:
+        body = block.body
+        scope = self.scope
+        # Terraform's order: the source documents, this document's own statements, then the
+        # override documents; each later statement replaces an earlier one with its Sid.
+        merged: list[object] = []
+        for merging in (_SOURCES, (), _OVERRIDES):
+            if not merging:
+                own = [
+                    raw.placeholder()
+                    if isinstance(raw, hclexpr.Unknown)
+                    else _statement(raw, inner)
+                    for raw, inner in _expand(body, "statement", scope)
+                ]
+                merged = _override(merged, own)
+            for attribute in merging:
+                documents = hclexpr.evaluate_value(body.get(attribute), scope)
+                for document in documents if isinstance(documents, list) else [documents]:
+                    got = _statements_of(document, f"{block.address}'s {attribute}")
+                    if isinstance(got, hclexpr.Unknown):
+                        return got
+                    merged = _override(merged, got)
+        version = hclexpr.evaluate_value(body.get("version", "2012-10-17"), scope)
+        document = {"Version": version, "Statement": merged}
+        return json.dumps(hclexpr.placeholders(document))
 
 
-def _known_values(loaded: Mapping[str, Any]) -> dict[str, object]:
-    """A file's variable defaults and locals, by ``var.x`` / ``local.x``."""
-    values: dict[str, object] = {}
-    for entry in loaded.get("variable", []) or []:
-        for name, body in entry.items():
-            if isinstance(body, Mapping) and "default" in body:
-                values[f"var.{name}"] = body["default"]
-    for entry in loaded.get("locals", []) or []:
-        for name, item in entry.items():
-            if not name.startswith("__"):
-                values[f"local.{name}"] = item
-    return values
+_SOURCES = ("source_policy_documents", "source_json")
+_OVERRIDES = ("override_policy_documents", "override_json")
 
 
-def _strip_expression(text: str) -> str:
-    return text[2:-1].strip() if text.startswith("${") and text.endswith("}") else text
+def _template_variable(name: str) -> object:
+    raise hclexpr.EvalError(f"{name} is not one of the template's vars")
 
 
-def _policy_document(block: Block) -> tuple[dict[str, Any] | None, str | None]:
-    """An ``aws_iam_policy_document``'s statements as the JSON Terraform renders from them."""
-    body = block.body
-    for composed in ("source_policy_documents", "override_policy_documents", "source_json"):
-        if body.get(composed):
-            return None, f"{block.address} merges {composed}, which imdscreds does not follow"
-    statements: list[dict[str, Any]] = []
-    for raw in body.get("statement", []) or []:
-        statement: dict[str, Any] = {"Effect": raw.get("effect", "Allow")}
-        if raw.get("sid"):
-            statement["Sid"] = raw["sid"]
-        for attribute, element in (
-            ("actions", "Action"),
-            ("not_actions", "NotAction"),
-            ("resources", "Resource"),
-            ("not_resources", "NotResource"),
-        ):
-            if attribute in raw:
-                statement[element] = raw[attribute]
-        for attribute, element in (("principals", "Principal"), ("not_principals", "NotPrincipal")):
-            blocks = raw.get(attribute) or []
-            if not blocks:
+def _statements_of(source: object, what: str) -> list[object] | hclexpr.Unknown:
+    """The statements of one merged document (a JSON string); none for null or ""."""
+    if source is None or source == "":
+        return []
+    if isinstance(source, hclexpr.Unknown):
+        if source.partial is None:
+            return source
+        source = source.partial
+    if not isinstance(source, str):
+        raise hclexpr.EvalError(f"{what} holds something that is not a JSON document")
+    try:
+        document = json.loads(source)
+    except ValueError as exc:
+        raise hclexpr.EvalError(f"{what} holds text that is not JSON") from exc
+    statements = document.get("Statement", []) if isinstance(document, dict) else []
+    return list(statements) if isinstance(statements, list) else [statements]
+
+
+def _override(base: Sequence[object], later: Sequence[object]) -> list[object]:
+    """Terraform's merge: a later statement with the Sid of an earlier one takes its place."""
+    merged = list(base)
+    for statement in later:
+        sid = statement.get("Sid") if isinstance(statement, dict) else None
+        at = next(
+            (
+                i
+                for i, s in enumerate(merged)
+                if sid and isinstance(s, dict) and s.get("Sid") == sid
+            ),
+            None,
+        )
+        if at is None:
+            merged.append(statement)
+        else:
+            merged[at] = statement
+    return merged
+
+
+def _expand(
+    body: Mapping[str, Any], label: str, scope: hclexpr.Scope
+) -> list[tuple[Any, hclexpr.Scope]]:
+    """A body's ``label`` blocks, static ones and each ``dynamic "label"`` expanded."""
+    found: list[tuple[Any, hclexpr.Scope]] = [
+        (raw, scope) for raw in body.get(label, []) or [] if isinstance(raw, Mapping)
+    ]
+    for entry in body.get("dynamic", []) or []:
+        spec = entry.get(label) if isinstance(entry, Mapping) else None
+        if not isinstance(spec, Mapping):
+            continue
+        for_each = hclexpr.evaluate_value(spec.get("for_each"), scope)
+        iterator = str(spec.get("iterator", label)).removeprefix("${").removesuffix("}")
+        contents = spec.get("content") or [{}]
+        content = contents[0] if isinstance(contents, list) else contents
+        if isinstance(for_each, hclexpr.Unknown):
+            found.append(
+                (hclexpr.Unknown(f"{for_each.needs}, a dynamic {label}'s for_each"), scope)
+            )
+            continue
+        if isinstance(for_each, Mapping):
+            pairs: list[tuple[object, object]] = list(for_each.items())
+        elif isinstance(for_each, list):
+            pairs = [
+                (item, item) if isinstance(item, str) else (i, item)
+                for i, item in enumerate(for_each)
+            ]
+        else:
+            raise hclexpr.EvalError(f"a dynamic {label}'s for_each is not a list or map")
+        for key, value in pairs:
+            found.append((content, scope.child(**{iterator: {"key": key, "value": value}})))
+    return found
+
+
+def _statement(raw: Mapping[str, Any], scope: hclexpr.Scope) -> dict[str, Any]:
+    """One ``statement`` block as the JSON statement Terraform renders from it."""
+
+    def value(item: object) -> object:
+        return hclexpr.evaluate_value(item, scope)
+
+    statement: dict[str, Any] = {"Effect": value(raw.get("effect", "Allow"))}
+    if raw.get("sid"):
+        statement["Sid"] = value(raw["sid"])
+    for attribute, element in (
+        ("actions", "Action"),
+        ("not_actions", "NotAction"),
+        ("resources", "Resource"),
+        ("not_resources", "NotResource"),
+    ):
+        if attribute in raw:
+            statement[element] = value(raw[attribute])
+    for attribute, element in (("principals", "Principal"), ("not_principals", "NotPrincipal")):
+        merged: dict[str, list[object]] = {}
+        for principal, inner in _expand(raw, attribute, scope):
+            if isinstance(principal, hclexpr.Unknown):
+                merged.setdefault(principal.placeholder(), [])
                 continue
-            merged: dict[str, list[str]] = {}
-            for principal in blocks:
-                kind = principal.get("type")
-                identifiers = principal.get("identifiers") or []
-                merged.setdefault(str(kind), []).extend(
-                    identifiers if isinstance(identifiers, list) else [identifiers]
-                )
+            kind = hclexpr.evaluate_value(principal.get("type"), inner)
+            identifiers = hclexpr.evaluate_value(principal.get("identifiers") or [], inner)
+            key = kind.placeholder() if isinstance(kind, hclexpr.Unknown) else str(kind)
+            merged.setdefault(key, []).extend(
+                identifiers if isinstance(identifiers, list) else [identifiers]
+            )
+        if merged:
             statement[element] = "*" if merged == {"*": ["*"]} else merged
-        conditions: dict[str, dict[str, Any]] = {}
-        for condition in raw.get("condition", []) or []:
-            operator = conditions.setdefault(str(condition.get("test")), {})
-            operator[str(condition.get("variable"))] = condition.get("values")
-        if conditions:
-            statement["Condition"] = conditions
-        statements.append(statement)
-    return {"Version": body.get("version", "2012-10-17"), "Statement": statements}, None
+    conditions: dict[str, dict[str, Any]] = {}
+    for condition, inner in _expand(raw, "condition", scope):
+        if isinstance(condition, hclexpr.Unknown):
+            # Conditions made by a for_each nobody can see: that they hold is unknown.
+            marker = condition.placeholder()
+            conditions.setdefault("StringEquals", {})[marker] = [marker]
+            continue
+        test = hclexpr.evaluate_value(condition.get("test"), inner)
+        variable = hclexpr.evaluate_value(condition.get("variable"), inner)
+        values = hclexpr.evaluate_value(condition.get("values"), inner)
+        operator = conditions.setdefault(
+            test.placeholder() if isinstance(test, hclexpr.Unknown) else str(test), {}
+        )
+        name = variable.placeholder() if isinstance(variable, hclexpr.Unknown) else str(variable)
+        operator[name] = values
+    if conditions:
+        statement["Condition"] = conditions
+    return statement
 
 
-def _jsonencode(hcl2: ModuleType, expression: str) -> tuple[object, str | None]:
-    inner = expression[len("jsonencode(") : -1]
-    try:
-        value = _load(hcl2, f"value = {inner}\n")["value"]
-    except Exception as exc:  # noqa: BLE001 - any parser failure means "cannot evaluate"
-        return None, f"its jsonencode() argument could not be evaluated ({type(exc).__name__})"
-    return value, None
+def _origin(value: str, module: _Module) -> str:
+    """Where a role's policy comes from, in words."""
+    if not (value.startswith("${") and value.endswith("}")):
+        return "a heredoc or string"
+    expression = value[2:-1].strip()
+    documents = set(_DOCUMENT_REFERENCE.findall(expression))
+    document = _DOCUMENT_REFERENCE.search(expression) if len(documents) == 1 else None
+    if expression.startswith("jsonencode("):
+        return "jsonencode"
+    if document and not re.search(r"\?|\b(?:coalesce|try)\(", expression):
+        block = module.data.get(("aws_iam_policy_document", document.group(1)))
+        where = f" ({block.where})" if block else ""
+        return f"data.aws_iam_policy_document.{document.group(1)}{where}"
+    path = _PATH_ARGUMENT.match(expression)
+    if path:
+        return f'{path.group(1)}("{path.group(2)}")'
+    return expression if len(expression) <= 120 else expression[:117] + "..."
 
 
-def _from_file(expression: str, module: Path) -> tuple[str | None, str, str | None]:
-    match = _PATH_ARGUMENT.match(expression)
-    if match is None:
-        return None, expression, f"{expression} has a path that is not a plain string"
-    function, raw_path = match.groups()
-    path = raw_path.replace("${path.module}", ".").replace("${path.root}", ".")
-    origin = f'{function}("{raw_path}")'
-    if "${" in path:
-        return None, origin, f"{origin} builds its path from an expression"
-    target = Path(path) if Path(path).is_absolute() else module / path
-    try:
-        text = target.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, origin, f"{origin}: {target} cannot be read ({exc.__class__.__name__})"
-    if function == "templatefile" and ("${" in text or "%{" in text):
-        return None, origin, f"{origin} fills in template variables, which imdscreds does not"
-    return text, origin, None
-
-
-def _needs(expression: str, values: Mapping[str, object]) -> str:
-    """What an unresolved ``${...}`` needs, naming the one value."""
-    match = re.search(r"\bvar\.([\w-]+)", expression)
-    if match and f"var.{match.group(1)}" not in values:
-        return f"needs var.{match.group(1)} (no default)"
-    return f"holds {_strip_expression(expression)}"
-
-
-def _filled(
-    document: object, origin: str, values: Mapping[str, object]
-) -> tuple[object, str, str | None]:
-    used: set[str] = set()
-    document = _substitute(document, values, used)
-    if any(name.startswith("partition.") for name in used):
-        origin = f"{origin}; {PARTITION_NOTE}"
-    found = _unresolved_outside_conditions(document)
-    return document, origin, None if found is None else _needs(found, values)
+_Branches = tuple[tuple[str, "str | Mapping[str, Any] | None"], ...]
 
 
 def _resolve(
-    hcl2: ModuleType,
-    block: Block,
-    module: Path,
-    documents: Mapping[str, Block],
-    values: Mapping[str, object] = _PARTITION_VALUES,
-) -> tuple[str | Mapping[str, Any] | None, str, str | None]:
-    """The role's trust policy, where it came from, and why not when it cannot be had."""
+    block: Block, module: _Module
+) -> tuple[str | Mapping[str, Any] | None, str, str | None, _Branches]:
+    """The role's trust policy, where it came from, why not when it cannot be had, and the
+    policy of each branch when it depends on an unknown condition."""
     value = block.body.get("assume_role_policy")
     if value is None:
-        return None, "nothing", "the role has no assume_role_policy"
+        return None, "nothing", "the role has no assume_role_policy", ()
     if not isinstance(value, str):
-        return None, "an expression", "assume_role_policy is not a string expression"
-    if not (value.startswith("${") and value.endswith("}")):
-        if "${" in value:
-            return None, "a string", "the policy text interpolates an expression"
-        return value, "a heredoc or string", None
-    expression = _strip_expression(value)
-    if expression.startswith("jsonencode(") and expression.endswith(")"):
-        document, why = _jsonencode(hcl2, expression)
-        origin = "jsonencode"
-        if why is None:
-            document, origin, why = _filled(document, origin, values)
-            why = None if why is None else f"jsonencode() {why}"
-        if why is not None or not isinstance(document, Mapping):
-            return None, origin, why or "jsonencode() of something that is not an object"
-        return document, origin, None
-    match = _DOCUMENT_REFERENCE.fullmatch(_unwrap_one(expression))
-    if match:
-        source = documents.get(match.group(1))
-        origin = f"data.aws_iam_policy_document.{match.group(1)}"
-        if source is None:
-            return None, origin, f"{origin} is not in these files"
-        raw, why = _policy_document(source)
-        where = f"{origin} ({source.where})"
-        if why is None:
-            filled, where, needs = _filled(raw, where, values)
-            why = None if needs is None else f"{origin} {needs}"
-            if why is None and isinstance(filled, Mapping):
-                return filled, where, None
-        return None, where, why
-    if expression.startswith(("file(", "templatefile(")):
-        return _from_file(expression, module)
-    return (
-        None,
-        expression,
-        f"{expression} cannot be resolved offline (a variable, local or output)",
-    )
+        return None, "an expression", "assume_role_policy is not a string expression", ()
+    origin = _origin(value, module)
+    module.partition_used = False
+    try:
+        got = hclexpr.evaluate_value(value, module.scope)
+    except hclexpr.EvalError as exc:
+        return None, origin, f"{origin} cannot be evaluated: {exc}", ()
+    except RecursionError:
+        return None, origin, f"{origin} is nested too deep to evaluate", ()
+    if module.partition_used:
+        origin = f"{origin}; {PARTITION_NOTE}"
+    branches: _Branches = ()
+    if isinstance(got, hclexpr.Unknown):
+        if got.branches:
+            branches = tuple((when, _document_of(branch)[0]) for when, branch in got.branches)
+            return None, origin, f"it depends on {got.needs}", branches
+        if got.partial is None:
+            return None, origin, f"{origin} needs {got.needs}", ()
+        got = got.partial
+    document, why = _document_of(got)
+    if why is not None:
+        return None, origin, f"{origin} {why}" if not why.startswith(origin) else why, ()
+    return document, origin, None, ()
+
+
+def _document_of(value: object) -> tuple[str | Mapping[str, Any] | None, str | None]:
+    """A policy value (text or object) as a document, or why it cannot be one."""
+    if isinstance(value, hclexpr.Unknown):
+        if value.partial is None:
+            return None, f"needs {value.needs}"
+        value = value.partial
+    if isinstance(value, Mapping):
+        found = _unresolved_outside_conditions(value)
+        return (value, None) if found is None else (None, _needs(found))
+    if not isinstance(value, str):
+        return None, "is not a policy document"
+    try:
+        parsed = json.loads(value.lstrip("\ufeff"))
+    except ValueError:
+        # Not JSON: the explainer says what is wrong with the text.
+        return (value, None) if "${" not in value else (None, _needs(value))
+    found = _unresolved_outside_conditions(parsed)
+    if found is not None:
+        return None, _needs(found)
+    return value, None
 
 
 def _permissions(role: Block, blocks: Sequence[Block]) -> tuple[str, ...]:
@@ -426,13 +623,44 @@ def _permissions(role: Block, blocks: Sequence[Block]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def read_terraform(paths: Sequence[str]) -> list[TerraformRole]:
-    """Every ``aws_iam_role`` in ``paths`` (files, or directories of ``.tf`` files), resolved."""
+# Resources that take a role's ARN and create the instance profile themselves: EKS managed node
+# groups, EKS Auto Mode (the cluster's compute_config) and access entries of type EC2 (what
+# Karpenter's node role and Auto Mode node classes are given).
+_PROFILE_MAKERS = {
+    "aws_eks_node_group": "node_role_arn",
+    "aws_eks_cluster": "node_role_arn",
+    "aws_eks_access_entry": "principal_arn",
+}
+
+
+def _profile_made_by(role: Block, blocks: Sequence[Block]) -> str | None:
+    for block in blocks:
+        attribute = _PROFILE_MAKERS.get(block.type)
+        if attribute is None:
+            continue
+        if block.type == "aws_eks_access_entry":
+            kind = str(block.body.get("type", ""))
+            if not (kind.startswith("EC2") or "access_entry_type" in kind):
+                continue
+        text = json.dumps(block.body)
+        for found in _ROLE_REFERENCE.finditer(text):
+            if f"aws_iam_role.{found.group(1)}" == role.address and attribute in text:
+                return f"{block.address} ({block.where})"
+    return None
+
+
+def read_terraform(
+    paths: Sequence[str], variables: Mapping[str, object] | None = None
+) -> list[TerraformRole]:
+    """Every ``aws_iam_role`` in ``paths`` (files, or directories of ``.tf`` files), resolved.
+
+    Each directory is a module of its own: its variables (their defaults, or ``variables``
+    given by name), locals and data sources resolve its roles' expressions.
+    """
     hcl2 = _hcl2()
     resources: list[Block] = []
-    documents: dict[str, Block] = {}
-    modules: dict[str, Path] = {}
-    values: dict[str, object] = dict(_PARTITION_VALUES)
+    modules: dict[Path, _Module] = {}
+    module_of: dict[str, _Module] = {}
     for shown, path in _files(paths):
         try:
             text = path.read_text(encoding="utf-8")
@@ -443,17 +671,18 @@ def read_terraform(paths: Sequence[str]) -> list[TerraformRole]:
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TerraformError(f"{shown}: not valid Terraform: {first}") from exc
-        modules[shown] = path.parent
-        values.update(_known_values(loaded))
+        directory = path.parent.resolve()
+        module = modules.get(directory)
+        if module is None:
+            module = modules[directory] = _Module(directory, variables or {})
+        module.add(loaded, _blocks(loaded, "data", text, shown))
+        module_of[shown] = module
         resources.extend(_blocks(loaded, "resource", text, shown))
-        for block in _blocks(loaded, "data", text, shown):
-            if block.type == "aws_iam_policy_document":
-                documents[block.name] = block
     roles: list[TerraformRole] = []
     for block in resources:
         if block.type != "aws_iam_role":
             continue
-        document, origin, why = _resolve(hcl2, block, modules[block.file], documents, values)
+        document, origin, why, branches = _resolve(block, module_of[block.file])
         profiles = tuple(
             other
             for other in resources
@@ -464,6 +693,15 @@ def read_terraform(paths: Sequence[str]) -> list[TerraformRole]:
             )
         )
         roles.append(
-            TerraformRole(block, document, origin, why, profiles, _permissions(block, resources))
+            TerraformRole(
+                block,
+                document,
+                origin,
+                why,
+                profiles,
+                _permissions(block, resources),
+                branches,
+                _profile_made_by(block, resources),
+            )
         )
     return roles
