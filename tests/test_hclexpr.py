@@ -53,6 +53,9 @@ CASES = [
     ('lookup({a = 1}, "b", "default")', "default"),
     ('toset(["b", "a", "b"])', ["a", "b"]),
     ('jsonencode({Service = "ec2.amazonaws.com"})', '{"Service":"ec2.amazonaws.com"}'),
+    ("coalescelist([], var.services)", ["ec2", "ssm"]),
+    ('trimprefix("repo:org/x", "repo:")', "org/x"),
+    ('zipmap(["a", "b"], [1, 2])', {"a": 1, "b": 2}),
     ('file("${path.module}/x")', Unknown("path.module", "${path.module}/x")),
 ]
 
