@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imdscreds.trust import INSTALL_HINT, explain_role, read_terraform
+from imdscreds.trust import INSTALL_HINT, TerraformError, explain_role, read_terraform
 
 CASES_DIR = Path(__file__).resolve().parent / "trust_cases"
 PROFILE_AND_POLICY: list[str] = []  # the module also has an instance profile and a policy
@@ -197,3 +197,21 @@ def test_variables_given_by_name_override_defaults() -> None:
     ]
     assert role.unresolved is None
     assert explain_role(role).explanation.verdict == "allowed"
+
+
+def test_the_partition_asked_for_fills_in_data_aws_partition() -> None:
+    # In aws-cn, ec2.${dns_suffix} is ec2.amazonaws.com.cn: not the commercial EC2 principal.
+    roles = read_terraform([str(CASES_DIR / "eks_node_roles")], partition="aws-cn")
+    node = next(r for r in roles if r.block.name == "node_group")
+    assert node.origin.endswith("assuming partition aws-cn (dns_suffix amazonaws.com.cn)")
+    assert "ec2.amazonaws.com.cn" in str(node.document)
+    explained = explain_role(node)
+    assert explained.explanation.verdict == "not-allowed"
+    assert "service-china-partition" in [f.id for f in explained.findings]
+
+
+def test_an_unknown_partition_is_an_error_naming_the_partitions() -> None:
+    with pytest.raises(TerraformError) as raised:
+        read_terraform([str(CASES_DIR / "eks_node_roles")], partition="aws-moon")
+    assert "'aws-moon' is not an AWS partition" in str(raised.value)
+    assert "aws-us-gov" in raised.value.hint

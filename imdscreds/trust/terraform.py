@@ -187,14 +187,28 @@ def _unresolved_outside_conditions(value: object, path: tuple[str, ...] = ()) ->
     return None
 
 
-# Commercial partition unless told otherwise: aws-us-gov shares its dns_suffix, aws-cn does not.
-_PARTITION = {
-    "partition": "aws",
-    "dns_suffix": "amazonaws.com",
-    "id": "aws",
-    "reverse_dns_prefix": "com.amazonaws",
+# What data.aws_partition says in each partition. The commercial one unless told otherwise;
+# aws-us-gov shares its dns_suffix, aws-cn does not (EC2 there is ec2.amazonaws.com.cn).
+PARTITIONS: Mapping[str, Mapping[str, str]] = {
+    name: {"partition": name, "id": name, "dns_suffix": suffix, "reverse_dns_prefix": prefix}
+    for name, suffix, prefix in (
+        ("aws", "amazonaws.com", "com.amazonaws"),
+        ("aws-cn", "amazonaws.com.cn", "cn.com.amazonaws"),
+        ("aws-us-gov", "amazonaws.com", "com.amazonaws"),
+        ("aws-iso", "c2s.ic.gov", "gov.ic.c2s"),
+        ("aws-iso-b", "sc2s.sgov.gov", "gov.sgov.sc2s"),
+        ("aws-iso-e", "cloud.adc-e.uk", "uk.adc-e.cloud"),
+        ("aws-iso-f", "csp.hci.ic.gov", "gov.ic.hci.csp"),
+    )
 }
-PARTITION_NOTE = "assuming partition aws (dns_suffix amazonaws.com)"
+
+
+def partition_note(partition: str) -> str:
+    """What the output says when a policy used data.aws_partition."""
+    return f"assuming partition {partition} (dns_suffix {PARTITIONS[partition]['dns_suffix']})"
+
+
+PARTITION_NOTE = partition_note("aws")
 _MAX_FILE = 1 << 20
 _MARKER = re.compile(r"\$\{([^{}]*)\}")
 
@@ -209,8 +223,11 @@ def _needs(marker: str) -> str:
 class _Module:
     """One module directory: its variables, locals and data sources, and a scope to evaluate in."""
 
-    def __init__(self, directory: Path, variables: Mapping[str, object]) -> None:
+    def __init__(
+        self, directory: Path, variables: Mapping[str, object], partition: str = "aws"
+    ) -> None:
         self.directory = directory
+        self.partition = partition
         self.defaults: dict[str, object] = {}
         self.declared: set[str] = set()
         self.locals: dict[str, object] = {}
@@ -309,10 +326,11 @@ class _Module:
         return namespace(lambda attr: hclexpr.Unknown(f"{address}.{attr}"))
 
     def _partition(self, attribute: str) -> object:
-        if attribute not in _PARTITION:
+        values = PARTITIONS[self.partition]
+        if attribute not in values:
             raise hclexpr.EvalError(f"aws_partition has no attribute {attribute!r}")
         self.partition_used = True
-        return _PARTITION[attribute]
+        return values[attribute]
 
     def _template_file(self, block: Block, attribute: str) -> object:
         if attribute != "rendered":
@@ -562,7 +580,7 @@ def _resolve(
     except RecursionError:
         return None, origin, f"{origin} is nested too deep to evaluate", ()
     if module.partition_used:
-        origin = f"{origin}; {PARTITION_NOTE}"
+        origin = f"{origin}; {partition_note(module.partition)}"
     branches: _Branches = ()
     if isinstance(got, hclexpr.Unknown):
         if got.branches:
@@ -650,13 +668,22 @@ def _profile_made_by(role: Block, blocks: Sequence[Block]) -> str | None:
 
 
 def read_terraform(
-    paths: Sequence[str], variables: Mapping[str, object] | None = None
+    paths: Sequence[str],
+    variables: Mapping[str, object] | None = None,
+    *,
+    partition: str = "aws",
 ) -> list[TerraformRole]:
     """Every ``aws_iam_role`` in ``paths`` (files, or directories of ``.tf`` files), resolved.
 
     Each directory is a module of its own: its variables (their defaults, or ``variables``
-    given by name), locals and data sources resolve its roles' expressions.
+    given by name), locals and data sources resolve its roles' expressions, with
+    ``data.aws_partition`` answering for ``partition``.
     """
+    if partition not in PARTITIONS:
+        raise TerraformError(
+            f"{partition!r} is not an AWS partition",
+            hint=f"Use one of: {', '.join(PARTITIONS)}.",
+        )
     hcl2 = _hcl2()
     resources: list[Block] = []
     modules: dict[Path, _Module] = {}
@@ -674,7 +701,7 @@ def read_terraform(
         directory = path.parent.resolve()
         module = modules.get(directory)
         if module is None:
-            module = modules[directory] = _Module(directory, variables or {})
+            module = modules[directory] = _Module(directory, variables or {}, partition)
         module.add(loaded, _blocks(loaded, "data", text, shown))
         module_of[shown] = module
         resources.extend(_blocks(loaded, "resource", text, shown))
