@@ -202,4 +202,35 @@ EXPECTED: dict[str, dict[str, Case]] = {
         # Heredoc, ec2.amazonaws.com; aws_iam_role_policy.instance (role = name) and profile app.
         "aws_iam_role.app_instance": Case("allowed", ec2_role=True, registry=False),
     },
+    "terraform-aws-modules__terraform-aws-eks__modules_fargate-profile": {
+        # Service eks-fargate-pods.amazonaws.com with an aws:SourceArn condition: EC2 is not
+        # named, so the condition never matters. Attachments this/additional on this[0].
+        "aws_iam_role.this": Case(
+            "not-allowed", ec2_role=False, registry=True, true_warnings=NOT_EC2
+        ),
+    },
+    "cloudposse__terraform-aws-ec2-bastion-server__root": {
+        # Literal ec2.amazonaws.com; aws_iam_role_policy.main (role = default[0].id) and the
+        # profile default on default[0].
+        "aws_iam_role.default": Case("allowed", ec2_role=True, registry=True),
+    },
+    "cloudposse__terraform-aws-elastic-beanstalk-environment__root": {
+        # Service elasticbeanstalk.amazonaws.com only; attachments service / enhanced_health.
+        "aws_iam_role.service": Case(
+            "not-allowed", ec2_role=False, registry=True, true_warnings=NOT_EC2
+        ),
+        # Two statements, Service ec2.amazonaws.com and ssm.amazonaws.com, each AssumeRole: the
+        # first lets EC2 in. Six attachments, aws_iam_role_policy.default and profile ec2.
+        "aws_iam_role.ec2": Case("allowed", ec2_role=True, registry=True),
+    },
+    "hashicorp__terraform-provider-aws__examples_lambda": {
+        # Service lambda.amazonaws.com: not EC2. Nothing attaches a policy to the role in the
+        # example (the function only uses its ARN): no-permission-policy is true.
+        "aws_iam_role.iam_for_lambda": Case(
+            "not-allowed",
+            ec2_role=False,
+            registry=False,
+            true_warnings=NOT_EC2 | {"no-permission-policy"},
+        ),
+    },
 }
