@@ -233,4 +233,9 @@ EXPECTED: dict[str, dict[str, Case]] = {
             true_warnings=NOT_EC2 | {"no-permission-policy"},
         ),
     },
+    "cloudposse__terraform-aws-eks-workers__root": {
+        # Self-managed EKS workers: literal ec2.amazonaws.com via join("", ...assume_role[*].json);
+        # four attachments and the profile on join("", aws_iam_role.default[*].name).
+        "aws_iam_role.default": Case("allowed", ec2_role=True, registry=True),
+    },
 }
