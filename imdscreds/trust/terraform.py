@@ -426,8 +426,16 @@ def _permissions(role: Block, blocks: Sequence[Block]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def read_terraform(paths: Sequence[str]) -> list[TerraformRole]:
-    """Every ``aws_iam_role`` in ``paths`` (files, or directories of ``.tf`` files), resolved."""
+def read_terraform(
+    paths: Sequence[str], variables: Mapping[str, object] | None = None
+) -> list[TerraformRole]:
+    """Every ``aws_iam_role`` in ``paths`` (files, or directories of ``.tf`` files), resolved.
+
+    Variable values: the defaults, then the tfvars files beside each directory in ``paths``
+    (``terraform.tfvars``, ``*.auto.tfvars``...), then ``variables`` (by name, ``{"x": 1}``).
+    """
+    from imdscreds.trust.tfvars import read_variables
+
     hcl2 = _hcl2()
     resources: list[Block] = []
     documents: dict[str, Block] = {}
@@ -449,6 +457,8 @@ def read_terraform(paths: Sequence[str]) -> list[TerraformRole]:
         for block in _blocks(loaded, "data", text, shown):
             if block.type == "aws_iam_policy_document":
                 documents[block.name] = block
+    values.update(read_variables(paths).as_values())
+    values.update({f"var.{name}": value for name, value in (variables or {}).items()})
     roles: list[TerraformRole] = []
     for block in resources:
         if block.type != "aws_iam_role":
