@@ -36,6 +36,7 @@ def test_every_role_of_the_plan_with_module_and_count_addresses() -> None:
         "aws_iam_role.web",
         "module.workers.aws_iam_role.lambda",
         "module.workers.aws_iam_role.this[0]",
+        "module.batch.aws_iam_role.this",
     ]
     worker = roles["module.workers.aws_iam_role.this[0]"].block
     assert isinstance(worker, PlanBlock)
@@ -51,6 +52,7 @@ def test_verdicts_profiles_and_permissions_from_the_plan() -> None:
         "aws_iam_role.web": "allowed",
         "module.workers.aws_iam_role.lambda": "not-allowed",
         "module.workers.aws_iam_role.this[0]": "allowed",
+        "module.batch.aws_iam_role.this": "allowed",
     }
     web = roles["aws_iam_role.web"]
     assert [p.address for p in web.instance_profiles] == ["aws_iam_instance_profile.web"]
@@ -66,6 +68,27 @@ def test_verdicts_profiles_and_permissions_from_the_plan() -> None:
     # Healthy roles: no finding at all, so the profile and permission lookups were real.
     assert explained["aws_iam_role.web"].findings == ()
     assert explained["module.workers.aws_iam_role.this[0]"].findings == ()
+
+
+def test_a_computed_role_name_is_followed_through_the_configurations_references() -> None:
+    # name_prefix: no name in the plan, and no role value in its profile and attachment.
+    batch = by_address(PLAN)["module.batch.aws_iam_role.this"]
+    assert "name" not in batch.block.body
+    assert [p.address for p in batch.instance_profiles] == [
+        "module.batch.aws_iam_instance_profile.this"
+    ]
+    assert batch.permissions == (f"module.batch.aws_iam_role_policy_attachment.this ({PLAN}:1)",)
+    assert explain_role(batch).findings == ()
+    # Without the configuration nothing says which role they hold: the warnings come back.
+    document = plan()
+    del document["configuration"]
+    roles = {role.block.address: role for role in read_plan(document, "p.json")}
+    bare = roles["module.batch.aws_iam_role.this"]
+    assert bare.instance_profiles == ()
+    assert [f.id for f in explain_role(bare).findings] == [
+        "no-permission-policy",
+        "no-instance-profile",
+    ]
 
 
 def test_a_policy_unknown_until_apply_is_unresolved_naming_it() -> None:
@@ -166,5 +189,5 @@ def test_plan_end_to_end_as_a_subprocess(tmp_path: Path) -> None:
     )
     assert completed.returncode == 1, completed.stderr
     assert "module.workers.aws_iam_role.this[0] (" in completed.stdout
-    assert "Verdict: ec2.amazonaws.com may assume 2 of 4 roles; 1 failed" in completed.stdout
+    assert "Verdict: ec2.amazonaws.com may assume 3 of 5 roles; 1 failed" in completed.stdout
     assert_nothing_left_loopback(tmp_path)

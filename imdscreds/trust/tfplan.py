@@ -5,12 +5,14 @@ instance by address, its modules' instances under ``child_modules``, with the va
 computed: ``assume_role_policy`` is the rendered JSON text. A value known only after apply is left
 out of ``values`` and marked in ``resource_changes[].change.after_unknown``; such a role's trust is
 *unresolved*, naming that attribute. Roles, instance profiles and attachments meet by role name
-(``values.role`` of a profile or attachment is the role's ``name``).
+(``values.role`` of a profile or attachment is the role's ``name``), or, when the name is computed,
+by the references the plan's ``configuration`` records for their ``role`` expression.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +29,23 @@ class PlanBlock(Block):
     """A resource instance of a plan or state: its full address (``module.x.aws_iam_role.y[0]``)."""
 
     resource_address: str = ""
+    index: int | str | None = None  # count.index or each.key, when the resource has one
 
     @property
     def address(self) -> str:
         return self.resource_address or f"{self.type}.{self.name}"
+
+    @property
+    def local(self) -> str:
+        """The address inside its module, with no index: ``aws_iam_role.this``."""
+        return f"{self.type}.{self.name}"
+
+    @property
+    def module(self) -> str:
+        """The module instance's address (``module.x[0]``), ``""`` for the root module."""
+        address = self.address
+        at = address.rfind(f"{self.local}")
+        return address[:at].rstrip(".") if at > 0 else ""
 
 
 def is_plan(document: object) -> bool:
@@ -87,7 +102,59 @@ def _names(value: object) -> list[str]:
     return [item for item in items if isinstance(item, str)]
 
 
-def _permissions(role: PlanBlock, others: list[PlanBlock]) -> tuple[str, ...]:
+_INDEX = re.compile(r"\[[^\]]*\]")
+_ROLE_REFERENCE = re.compile(r"^aws_iam_role\.([\w-]+)")
+
+
+class _Links:
+    """Who names which role: by the role's ``name`` value, else by the configuration's references.
+
+    A role whose name Terraform computes (``name_prefix``, a name from another module) has no
+    ``name`` in the plan, nor do the profiles and attachments that name it; the plan's
+    ``configuration`` still says which role their ``role`` expression refers to, in the same module.
+    """
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self.modules: dict[str, Mapping[str, Any]] = {}
+        configuration = document.get("configuration")
+        if isinstance(configuration, Mapping):
+            self._walk(configuration.get("root_module"), "")
+
+    def _walk(self, module: object, prefix: str) -> None:
+        if not isinstance(module, Mapping):
+            return
+        self.modules[prefix] = module
+        for name, call in (module.get("module_calls") or {}).items():
+            if isinstance(call, Mapping):
+                self._walk(call.get("module"), f"{prefix}.module.{name}".lstrip("."))
+
+    def _referenced(self, block: PlanBlock, attribute: str) -> set[str]:
+        module = self.modules.get(_INDEX.sub("", block.module), {})
+        for resource in module.get("resources", []) or []:
+            if isinstance(resource, Mapping) and resource.get("address") == block.local:
+                expression = (resource.get("expressions") or {}).get(attribute) or {}
+                references = expression.get("references") or []
+                return {
+                    match.group(1)
+                    for match in map(_ROLE_REFERENCE.match, _names(references))
+                    if match
+                }
+        return set()
+
+    def names(self, role: PlanBlock, other: PlanBlock, attribute: str) -> bool:
+        """True when ``other``'s ``attribute`` (``role``, ``roles``) names ``role``."""
+        name = role.body.get("name")
+        value = other.body.get(attribute)
+        if value is not None and name:
+            return name in _names(value)
+        if value is not None or other.module != role.module:
+            return False
+        if role.index is not None and other.index is not None and role.index != other.index:
+            return False
+        return role.name in self._referenced(other, attribute)
+
+
+def _permissions(role: PlanBlock, others: list[PlanBlock], links: _Links) -> tuple[str, ...]:
     found: list[str] = []
     arns = role.body.get("managed_policy_arns")
     if arns:
@@ -95,10 +162,9 @@ def _permissions(role: PlanBlock, others: list[PlanBlock]) -> tuple[str, ...]:
     for inline in role.body.get("inline_policy", []) or []:
         if isinstance(inline, Mapping) and inline.get("policy"):
             found.append(f"inline_policy {inline.get('name') or ''}".rstrip())
-    name = role.body.get("name")
     for other in others:
-        if (other.type in _ATTACHMENTS and name and other.body.get("role") == name) or (
-            other.type == "aws_iam_policy_attachment" and name in _names(other.body.get("roles"))
+        if (other.type in _ATTACHMENTS and links.names(role, other, "role")) or (
+            other.type == "aws_iam_policy_attachment" and links.names(role, other, "roles")
         ):
             found.append(f"{other.address} ({other.where})")
     return tuple(found)
@@ -124,21 +190,20 @@ def read_plan(document: Mapping[str, Any], source: str) -> list[TerraformRole]:
             source,
             1,
             str(resource.get("address", "")),
+            resource.get("index"),
         )
         for resource in _resources(root)
     ]
+    links = _Links(document)
     roles: list[TerraformRole] = []
     for block in blocks:
         if block.type != "aws_iam_role":
             continue
         document_, why = _policy(block, unknown.get(block.address, {}), origin)
-        name = block.body.get("name")
         profiles = tuple(
             other
             for other in blocks
-            if other.type == "aws_iam_instance_profile"
-            and name
-            and name in _names(other.body.get("role")) + _names(other.body.get("roles"))
+            if other.type == "aws_iam_instance_profile" and links.names(block, other, "role")
         )
         roles.append(
             TerraformRole(
@@ -147,7 +212,7 @@ def read_plan(document: Mapping[str, Any], source: str) -> list[TerraformRole]:
                 origin,
                 why,
                 profiles,
-                _permissions(block, blocks),
+                _permissions(block, blocks, links),
             )
         )
     return roles
