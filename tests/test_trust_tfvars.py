@@ -93,6 +93,10 @@ def test_var_of_no_type_is_a_literal_string() -> None:
     assert read.values == {"trusted_service": '["x"]'}
     read = read_variables([str(BARE)], [CommandLine("var", "allow=false")])
     assert read.values == {"allow": False}
+    read = read_variables([str(BARE)], [CommandLine("var", "max_session_hours=12")])
+    assert read.values == {"max_session_hours": 12}
+    read = read_variables([str(BARE)], [CommandLine("var", "max_session_hours=1.5")])
+    assert read.values == {"max_session_hours": 1.5}
 
 
 def test_text_output_names_the_variable_files(capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,6 +113,8 @@ def test_text_output_names_the_variable_files(capsys: pytest.CaptureFixture[str]
         (["-var", "trusted_service"], "expected NAME=VALUE"),
         (["-var", "nosuch=1"], "no variable 'nosuch' is declared"),
         (["-var", "allow=maybe"], "is not true or false"),
+        (["-var", "max_session_hours=twelve"], "is not a number"),
+        (["-var", "max_session_hours=inf"], "is not a number"),
         (["-var", "services=[1"], "is not a valid HCL value"),
         (["--var-file", "missing.tfvars"], "missing.tfvars: no such variable file"),
         (["--var-file", str(FILES / "broken.tfvars")], "broken.tfvars: not a valid variable file"),

@@ -12,6 +12,7 @@ bool is then converted from that string); with a complex type (``list(...)``, ``
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -162,6 +163,8 @@ def _typed(name: str, raw: str, kind: str | None) -> object:
     if kind == "number":
         try:
             number = float(raw)
+            if not math.isfinite(number):
+                raise ValueError(raw)
         except ValueError:
             raise TerraformError(
                 f"{shown}: var.{name} is declared type = number; {raw!r} is not a number",

@@ -4,13 +4,19 @@ variable "services" {
   type = list(string)
 }
 
+variable "max_session_hours" {
+  type    = number
+  default = 1
+}
+
 variable "allow" {
   type    = bool
   default = true
 }
 
 resource "aws_iam_role" "single" {
-  name = "single"
+  name                 = "single"
+  max_session_duration = var.max_session_hours * 3600
   assume_role_policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{
