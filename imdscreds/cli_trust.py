@@ -41,11 +41,17 @@ def register(commands: Any) -> None:
         "explain",
         help="say whether a principal may assume the role, and what to fix",
         description="Say, for each trust policy (a JSON file, - for stdin) or aws_iam_role (in "
-        ".tf files or directories), whether the principal may call the action, which statement "
-        "decides it, and what to fix. Exit 0 when it may and nothing failed, 1 otherwise, 2 for "
+        ".tf files or directories, or a `terraform show -json` plan or state), whether the "
+        "principal may call the action, which statement decides it, and what to fix. Exit 0 when it may and nothing failed, 1 otherwise, 2 for "
         "usage errors or unreadable input.",
     )
-    explain.add_argument("paths", nargs="+", metavar="PATH", help="a .json, a .tf, a directory, -")
+    explain.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a .json (a policy, or a plan or state from terraform show -json), a .tf, a "
+        "directory, -",
+    )
     explain.add_argument(
         "--principal", default="ec2.amazonaws.com", help="who asks (default ec2.amazonaws.com)"
     )
