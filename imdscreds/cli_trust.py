@@ -42,8 +42,8 @@ def register(commands: Any) -> None:
         help="say whether a principal may assume the role, and what to fix",
         description="Say, for each trust policy (a JSON file, - for stdin) or aws_iam_role (in "
         ".tf files or directories, or a `terraform show -json` plan or state), whether the "
-        "principal may call the action, which statement decides it, and what to fix. Exit 0 when it may and nothing failed, 1 otherwise, 2 for "
-        "usage errors or unreadable input.",
+        "principal may call the action, which statement decides it, and what to fix. Exit 0 "
+        "when it may and nothing failed, 1 otherwise, 2 for usage errors or unreadable input.",
     )
     explain.add_argument(
         "paths",
