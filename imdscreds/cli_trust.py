@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from imdscreds.trust import Request, TrustFinding
+    from imdscreds.trust import Request, TerraformRole, TrustFinding
+    from imdscreds.trust.tfvars import Variables
 
 # The trust engine is imported when the command runs, not when the parser is built: every other
 # command (``imdscreds credentials`` as a credential_process above all) would pay for it.
@@ -40,11 +41,17 @@ def register(commands: Any) -> None:
         "explain",
         help="say whether a principal may assume the role, and what to fix",
         description="Say, for each trust policy (a JSON file, - for stdin) or aws_iam_role (in "
-        ".tf files or directories), whether the principal may call the action, which statement "
-        "decides it, and what to fix. Exit 0 when it may and nothing failed, 1 otherwise, 2 for "
-        "usage errors or unreadable input.",
+        ".tf files or directories, or a `terraform show -json` plan or state), whether the "
+        "principal may call the action, which statement decides it, and what to fix. Exit 0 "
+        "when it may and nothing failed, 1 otherwise, 2 for usage errors or unreadable input.",
     )
-    explain.add_argument("paths", nargs="+", metavar="PATH", help="a .json, a .tf, a directory, -")
+    explain.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a .json (a policy, or a plan or state from terraform show -json), a .tf, a "
+        "directory, -",
+    )
     explain.add_argument(
         "--principal", default="ec2.amazonaws.com", help="who asks (default ec2.amazonaws.com)"
     )
@@ -53,8 +60,39 @@ def register(commands: Any) -> None:
         help="default sts:AssumeRole; sts:AssumeRoleWithWebIdentity for an OIDC provider ARN or "
         "a web identity provider's name, sts:AssumeRoleWithSAML for a SAML provider ARN",
     )
+    explain.add_argument(
+        "-var",
+        "--var",
+        action=_InOrder,
+        metavar="NAME=VALUE",
+        help="set a Terraform variable, as terraform plan -var does (repeatable)",
+    )
+    explain.add_argument(
+        "-var-file",
+        "--var-file",
+        action=_InOrder,
+        metavar="FILE",
+        help="read Terraform variables from a .tfvars or .tfvars.json file (repeatable); "
+        "terraform.tfvars and *.auto.tfvars beside a module directory are read by themselves",
+    )
     explain.add_argument("--json", action="store_true", help="print a JSON document instead")
     explain.set_defaults(run=run_explain)
+
+
+class _InOrder(argparse.Action):
+    """``-var`` and ``-var-file`` kept in one list, in command-line order (later wins)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        kind = "var-file" if self.dest == "var_file" else "var"
+        given = list(getattr(namespace, "command_line", None) or [])
+        given.append((kind, str(values)))
+        namespace.command_line = given
 
 
 @dataclass(frozen=True)
@@ -82,14 +120,59 @@ def _is_terraform(path: str) -> bool:
     return path != "-" and (Path(path).is_dir() or path.endswith(".tf"))
 
 
-def _results(paths: Sequence[str], request: Request) -> list[_Result]:
-    from imdscreds.trust import NOTE, TerraformError, explain_policy, explain_role, read_terraform
+def _plan(text: str) -> dict[str, Any] | None:
+    """The document of ``terraform show -json`` (plan or state) in ``text``, else None."""
+    from imdscreds.trust.tfplan import is_plan
+
+    if "format_version" not in text:
+        return None
+    try:
+        document = json.loads(text.lstrip("\ufeff"))
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) and is_plan(document) else None
+
+
+def _role_results(roles: Sequence[TerraformRole], request: Request) -> list[_Result]:
+    from imdscreds.trust import explain_role
+
+    results: list[_Result] = []
+    for role in roles:
+        explained = explain_role(role, request)
+        results.append(
+            _Result(
+                role.block.where,
+                role.block.address,
+                explained.explanation.verdict,
+                explained.explanation.summary,
+                (f"Trust policy: from {role.origin}.", *explained.facts),
+                explained.findings,
+                explained.explanation.to_json()["statements"],
+            )
+        )
+    return results
+
+
+def _results(
+    paths: Sequence[str], request: Request, variables: Variables | None = None
+) -> list[_Result]:
+    from imdscreds.trust import NOTE, TerraformError, explain_policy, read_terraform
+    from imdscreds.trust.tfplan import read_plan
 
     results: list[_Result] = []
     for path in paths:
         if _is_terraform(path):
             continue
-        explanation = explain_policy(_read_text(path), request)
+        text = _read_text(path)
+        plan = _plan(text)
+        if plan is not None:
+            source = "stdin" if path == "-" else path
+            roles = read_plan(plan, source)
+            if not roles:
+                raise TerraformError(f"{source}: no aws_iam_role resource in this plan or state")
+            results.extend(_role_results(roles, request))
+            continue
+        explanation = explain_policy(text, request)
         document = explanation.to_json()
         results.append(
             _Result(
@@ -104,30 +187,27 @@ def _results(paths: Sequence[str], request: Request) -> list[_Result]:
         )
     terraform = [path for path in paths if _is_terraform(path)]
     if terraform:
-        roles = read_terraform(terraform)
+        roles = read_terraform(terraform, None if variables is None else variables.command_line)
         if not roles:
             raise TerraformError(f"{', '.join(terraform)}: no aws_iam_role resource found")
-        for role in roles:
-            explained = explain_role(role, request)
-            results.append(
-                _Result(
-                    role.block.where,
-                    role.block.address,
-                    explained.explanation.verdict,
-                    explained.explanation.summary,
-                    (f"Trust policy: from {role.origin}.", *explained.facts),
-                    explained.findings,
-                    explained.explanation.to_json()["statements"],
-                )
-            )
+        results.extend(_role_results(roles, request))
     return results
 
 
-def _text(results: list[_Result], request: Request, *, color: bool, unicode: bool) -> str:
+def _text(
+    results: list[_Result],
+    request: Request,
+    *,
+    color: bool,
+    unicode: bool,
+    variable_files: Sequence[str] = (),
+) -> str:
     from imdscreds.doctor.render import finding_lines
     from imdscreds.untrusted import printable
 
     lines = [f"imdscreds trust: may {request.principal} call {request.action}?"]
+    if variable_files:
+        lines.append(printable(f"Variable files read: {', '.join(variable_files)}."))
     for result in results:
         lines.append("")
         # Names, Sids and paths come from the files read: escaped before they reach a terminal.
@@ -194,8 +274,23 @@ def run_explain(args: argparse.Namespace) -> int:
     request = Request(
         principal=args.principal, action=args.action or default_action(args.principal)
     )
+    command_line = getattr(args, "command_line", None) or []
+    terraform = [path for path in args.paths if _is_terraform(path)]
     try:
-        results = _results(args.paths, request)
+        variables = None
+        if terraform or command_line:
+            from imdscreds.trust.tfvars import CommandLine, read_variables
+
+            if command_line and not terraform:
+                raise TerraformError(
+                    "-var and -var-file apply to .tf files or module directories, and none "
+                    "was given",
+                    hint="Give the module: imdscreds trust explain DIR -var name=value",
+                )
+            variables = read_variables(
+                terraform, [CommandLine(kind, value) for kind, value in command_line]
+            )
+        results = _results(args.paths, request, variables)
     except (OSError, UnicodeDecodeError) as exc:
         print(f"imdscreds: error: cannot read {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -206,5 +301,7 @@ def run_explain(args: argparse.Namespace) -> int:
         print(_json(results, request))
     else:
         color = use_color(sys.stdout, os.environ)
-        print(_text(results, request, color=color, unicode=can_encode_marks(sys.stdout)))
+        unicode = can_encode_marks(sys.stdout)
+        files = variables.files if variables is not None else ()
+        print(_text(results, request, color=color, unicode=unicode, variable_files=files))
     return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED

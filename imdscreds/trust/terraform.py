@@ -675,10 +675,13 @@ def read_terraform(
 ) -> list[TerraformRole]:
     """Every ``aws_iam_role`` in ``paths`` (files, or directories of ``.tf`` files), resolved.
 
-    Each directory is a module of its own: its variables (their defaults, or ``variables``
-    given by name), locals and data sources resolve its roles' expressions, with
-    ``data.aws_partition`` answering for ``partition``.
+    Each directory is a module of its own: its variables, locals and data sources resolve its
+    roles' expressions, with ``data.aws_partition`` answering for ``partition``. A variable's
+    value is its default, then what the tfvars files beside a directory given in ``paths`` say
+    (``terraform.tfvars``, ``*.auto.tfvars``...), then ``variables`` (by name, ``{"x": 1}``).
     """
+    from imdscreds.trust.tfvars import auto_files, read_variable_file
+
     if partition not in PARTITIONS:
         raise TerraformError(
             f"{partition!r} is not an AWS partition",
@@ -688,6 +691,7 @@ def read_terraform(
     resources: list[Block] = []
     modules: dict[Path, _Module] = {}
     module_of: dict[str, _Module] = {}
+    given_directories = {Path(path) for path in paths if Path(path).is_dir()}
     for shown, path in _files(paths):
         try:
             text = path.read_text(encoding="utf-8")
@@ -701,7 +705,12 @@ def read_terraform(
         directory = path.parent.resolve()
         module = modules.get(directory)
         if module is None:
-            module = modules[directory] = _Module(directory, variables or {}, partition)
+            given: dict[str, object] = {}
+            if path.parent in given_directories:
+                for file in auto_files(str(path.parent)):
+                    given.update(read_variable_file(file))
+            given.update(variables or {})
+            module = modules[directory] = _Module(directory, given, partition)
         module.add(loaded, _blocks(loaded, "data", text, shown))
         module_of[shown] = module
         resources.extend(_blocks(loaded, "resource", text, shown))

@@ -1,0 +1,1 @@
+trusted_service = "codebuild.amazonaws.com"
