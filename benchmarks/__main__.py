@@ -16,6 +16,7 @@ from benchmarks import (
     aio,
     attack,
     broker,
+    credential_process,
     report,
     scenarios,
     timeline,
@@ -48,6 +49,7 @@ SCENARIOS: dict[int, Callable[[list[AnyPeer], Settings], Table]] = {
     11: broker.per_rotation,
     12: attack.under_attack,
     13: trust_terraform.trust_terraform,
+    14: credential_process.credential_process,
 }
 
 

@@ -44,6 +44,9 @@ class Prefetcher(ClockReconciler[V]):
             name="imdscreds-prefetch",
             daemon=True,
         )
+        # Dropping the engine wakes its thread at once, rather than at its next look (up to
+        # SYSTEM_CLOCK_POLL later): a process making one engine per request keeps no crowd of them.
+        weakref.finalize(self, self._stop.set)
         self._thread.start()
 
     def _prefetch_once(self) -> float:
