@@ -17,50 +17,23 @@ from trust_corpus_support import CORPUS_DIR, NAMES_A_VALUE, CorpusRun, load_expe
 # Roles today's code leaves "unknown" although the hand check decides them (directory:address).
 KNOWN_UNDECIDED: frozenset[str] = frozenset(
     {
-        # coalesce(var.custom_role_trust_policy, try(...mfa[0].json, ...[0].json))
-        "terraform-aws-modules__terraform-aws-iam__modules_iam-assumable-role:aws_iam_role.this",
-        # source_policy_documents / override_policy_documents (defaults [])
-        "terraform-aws-modules__terraform-aws-iam__modules_iam-role:aws_iam_role.this",
+        # The copy keeps main.tf only: var.iam_role_source_assume_policy_documents is declared
+        # (default []) in the module's variables.tf, which is not in the corpus. The message
+        # names that variable.
         "terraform-aws-modules__terraform-aws-eks__modules_karpenter:aws_iam_role.controller",
-        # try(data.aws_service_principal...name, "")
-        "terraform-aws-modules__terraform-aws-eks__modules_karpenter:aws_iam_role.node",
-        "terraform-aws-modules__terraform-aws-emr__root:aws_iam_role.autoscaling",
-        "terraform-aws-modules__terraform-aws-emr__root:aws_iam_role.service",
-        "terraform-aws-modules__terraform-aws-emr__root:aws_iam_role.instance_profile",
-        # distinct(compact(concat(slice([...], 0, var.lambda_at_edge ? 2 : 1), [for ...])))
-        "terraform-aws-modules__terraform-aws-lambda__root:aws_iam_role.lambda",
     }
 )
 
 # Unknown roles whose `unresolved` message names no var./local./data./module./file value.
-UNNAMED_TODAY: frozenset[str] = frozenset(
-    {
-        # "aws_iam_policy_document.this merges source_policy_documents, which ..." names the
-        # document but not var.source_trust_policy_documents.
-        "terraform-aws-modules__terraform-aws-iam__modules_iam-role:aws_iam_role.this",
-        "terraform-aws-modules__terraform-aws-eks__modules_karpenter:aws_iam_role.controller",
-    }
-)
+UNNAMED_TODAY: frozenset[str] = frozenset()
 
 # Warnings reported that the hand check says are not true: (directory:address, finding id).
 FALSE_WARNINGS: frozenset[tuple[str, str]] = frozenset(
     {
-        # The permissions come from module "iam_policies", which gets the role's id.
-        (
-            "hashicorp__terraform-aws-consul__modules_consul-cluster:aws_iam_role.instance_role",
-            "no-permission-policy",
-        ),
-        # EKS managed node groups: EKS makes the instance profile itself.
-        (
-            "terraform-aws-modules__terraform-aws-eks__modules_eks-managed-node-group:aws_iam_role.this",
-            "no-instance-profile",
-        ),
+        # The copy keeps iam.tf only; the aws_eks_node_group that takes the role (and makes
+        # its instance profile) is in the module's main.tf, which is not in the corpus.
         (
             "cloudposse__terraform-aws-eks-node-group__root:aws_iam_role.default",
-            "no-instance-profile",
-        ),
-        (
-            "hashicorp__terraform-provider-aws__examples_eks-getting-started:aws_iam_role.demo-node",
             "no-instance-profile",
         ),
     }

@@ -66,9 +66,18 @@ class Scope:
 class Namespace:
     """An object whose attributes are computed on demand (``data``, ``data.aws_partition``)."""
 
-    def __init__(self, attribute: Callable[[str], object], *, indexable: bool = True) -> None:
+    def __init__(
+        self,
+        attribute: Callable[[str], object],
+        *,
+        indexable: bool = True,
+        index: Callable[[object], object] | None = None,
+    ) -> None:
         self._attribute = attribute
-        self.indexable = indexable  # ``x[0]`` and ``x["k"]`` are the same instance (count/for_each)
+        # ``x[0]`` and ``x["k"]`` are the same instance (count/for_each) unless ``index`` says
+        # what one instance is (a body that reads each.key).
+        self.indexable = indexable or index is not None
+        self.index = index
 
     def attr(self, name: str) -> object:
         return self._attribute(name)
@@ -628,6 +637,8 @@ def _index(value: object, key: object) -> object:
     if isinstance(value, Unknown):
         return value
     if isinstance(value, Namespace):
+        if value.index is not None:
+            return value.index(key)
         if value.indexable:
             return value  # every instance of a counted block has the same body
         raise EvalError("this object cannot be indexed")
@@ -960,4 +971,5 @@ _FUNCTIONS: dict[str, Callable[[Sequence[object], Scope], object]] = {
     "zipmap": lambda a, s: dict(zip(map(_to_string, _list(a[0])), _list(a[1]), strict=True)),
     "tobool": lambda a, s: _truth(a[0]),
     "tonumber": lambda a, s: _number(a[0]),
+    "slice": lambda a, s: _list(a[0])[int(_number(a[1])) : int(_number(a[2]))],
 }

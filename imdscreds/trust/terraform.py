@@ -105,9 +105,8 @@ class TerraformRole:
 
 
 def _line_of(text: str, kind: str, type_: str, name: str) -> int:
-    pattern = re.compile(
-        rf'^[ \t]*{kind}\s+"?{re.escape(type_)}"?\s+"?{re.escape(name)}"?\s*\{{', re.M
-    )
+    typed = rf'"?{re.escape(type_)}"?\s+' if type_ else ""  # a module block has no type
+    pattern = re.compile(rf'^[ \t]*{kind}\s+{typed}"?{re.escape(name)}"?\s*\{{', re.M)
     found = pattern.search(text)
     return text.count("\n", 0, found.start()) + 1 if found else 1
 
@@ -323,7 +322,33 @@ class _Module:
             return namespace(lambda attr: self._document(block, attr))
         if type_ == "template_file":
             return namespace(lambda attr: self._template_file(block, attr))
+        if type_ == "aws_service_principal":
+            return namespace(
+                lambda attr: self._service_principal(block, attr, self.scope),
+                index=lambda key: namespace(
+                    lambda attr: self._service_principal(block, attr, self._instance(block, key))
+                ),
+            )
         return namespace(lambda attr: hclexpr.Unknown(f"{address}.{attr}"))
+
+    def _instance(self, block: Block, key: object) -> hclexpr.Scope:
+        """The scope of one instance of a counted or for_each block: count.index, each.*."""
+        if "for_each" in block.body:
+            chosen = hclexpr.evaluate_value(block.body["for_each"], self.scope)
+            value = chosen.get(str(key)) if isinstance(chosen, Mapping) else key
+            return self.scope.child(each={"key": key, "value": value})
+        return self.scope.child(count={"index": key})
+
+    def _service_principal(self, block: Block, attribute: str, scope: hclexpr.Scope) -> object:
+        """data.aws_service_principal: the service's principal name in this partition."""
+        service = hclexpr.evaluate_value(block.body.get("service_name"), scope)
+        if isinstance(service, hclexpr.Unknown):
+            return service
+        suffix = self._partition("dns_suffix")
+        values = {"name": f"{service}.{suffix}", "id": f"{service}.{suffix}", "suffix": suffix}
+        if attribute not in values:
+            return hclexpr.Unknown(f"{block.address}.{attribute}")
+        return values[attribute]
 
     def _partition(self, attribute: str) -> object:
         values = PARTITIONS[self.partition]
@@ -638,7 +663,16 @@ def _permissions(role: Block, blocks: Sequence[Block]) -> tuple[str, ...]:
             and _refers_to(role, block.body.get("role_name"))
         ):
             found.append(f"{block.address} ({block.where})")
+        elif block.type == "module" and _mentions(role, block.body):
+            # A module given the role attaches what it likes: its files are not read here.
+            found.append(f"module.{block.name} ({block.where}), which is given the role")
     return tuple(found)
+
+
+def _mentions(role: Block, body: Mapping[str, Any]) -> bool:
+    """Whether any attribute of ``body`` refers to ``role`` (its name, id or ARN)."""
+    text = json.dumps(body)
+    return any(f"aws_iam_role.{name}" == role.address for name in _ROLE_REFERENCE.findall(text))
 
 
 # Resources that take a role's ARN and create the instance profile themselves: EKS managed node
@@ -660,10 +694,8 @@ def _profile_made_by(role: Block, blocks: Sequence[Block]) -> str | None:
             kind = str(block.body.get("type", ""))
             if not (kind.startswith("EC2") or "access_entry_type" in kind):
                 continue
-        text = json.dumps(block.body)
-        for found in _ROLE_REFERENCE.finditer(text):
-            if f"aws_iam_role.{found.group(1)}" == role.address and attribute in text:
-                return f"{block.address} ({block.where})"
+        if attribute in json.dumps(block.body) and _mentions(role, block.body):
+            return f"{block.address} ({block.where})"
     return None
 
 
@@ -714,6 +746,11 @@ def read_terraform(
         module.add(loaded, _blocks(loaded, "data", text, shown))
         module_of[shown] = module
         resources.extend(_blocks(loaded, "resource", text, shown))
+        for entry in loaded.get("module", []) or []:
+            for name, body in entry.items():
+                if isinstance(body, Mapping):
+                    line = _line_of(text, "module", "", name)
+                    resources.append(Block("module", name, body, shown, line))
     roles: list[TerraformRole] = []
     for block in resources:
         if block.type != "aws_iam_role":

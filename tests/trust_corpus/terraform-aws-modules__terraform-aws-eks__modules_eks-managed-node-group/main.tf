@@ -56,3 +56,22 @@ resource "aws_iam_role_policy_attachment" "this" {
   policy_arn = each.value
   role       = aws_iam_role.this[0].name
 }
+
+################################################################################
+# Node Group (its required arguments only)
+################################################################################
+
+resource "aws_eks_node_group" "this" {
+  count = var.create ? 1 : 0
+
+  # Required
+  cluster_name  = var.cluster_name
+  node_role_arn = var.create_iam_role ? aws_iam_role.this[0].arn : var.iam_role_arn
+  subnet_ids    = var.subnet_ids
+
+  scaling_config {
+    min_size     = var.min_size
+    max_size     = var.max_size
+    desired_size = var.desired_size
+  }
+}
