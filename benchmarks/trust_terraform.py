@@ -1,6 +1,7 @@
 """Scenario 13: `trust explain` over a generated directory of 100 Terraform modules.
 
-The modules are copies of the test corpus's module directories (tests/trust_cases), taken in turn;
+The modules are copies of the real public modules in tests/trust_corpus (registry modules, Cloud
+Posse, HashiCorp's clusters), taken in turn;
 the figure is the wall time from .tf text to every role's explained verdict, and how many roles
 stay unknown.
 """
@@ -17,7 +18,7 @@ from benchmarks.scenarios import AnyPeer, Settings, Table
 from imdscreds.trust import explain_role, read_terraform
 
 MODULES = 100
-_CASES = Path(__file__).resolve().parent.parent / "tests" / "trust_cases"
+_CASES = Path(__file__).resolve().parent.parent / "tests" / "trust_corpus"
 
 
 def trust_terraform(peers: list[AnyPeer], settings: Settings) -> Table:
@@ -41,7 +42,7 @@ def trust_terraform(peers: list[AnyPeer], settings: Settings) -> Table:
         number=13,
         title="Trust explain over 100 Terraform modules",
         setup=f"{MODULES} module directories copied in turn from the {len(sources)} of "
-        f"tests/trust_cases; one run, one thread, python-hcl2 parsing included. Verdicts: {mix}.",
+        f"tests/trust_corpus; one run, one thread, python-hcl2 parsing included. Verdicts: {mix}.",
         columns=["peer", "modules", "roles", "unknown", "wall ms", "ms per module"],
         rows=[
             [
