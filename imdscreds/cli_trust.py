@@ -53,7 +53,15 @@ def register(commands: Any) -> None:
         "directory, -",
     )
     explain.add_argument(
-        "--principal", default="ec2.amazonaws.com", help="who asks (default ec2.amazonaws.com)"
+        "--principal",
+        help="who asks (default ec2.amazonaws.com; ec2.amazonaws.com.cn with --partition aws-cn)",
+    )
+    explain.add_argument(
+        "--partition",
+        default="aws",
+        metavar="NAME",
+        help="the AWS partition data.aws_partition answers for in Terraform (default aws; "
+        "aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f)",
     )
     explain.add_argument(
         "--action",
@@ -154,7 +162,10 @@ def _role_results(roles: Sequence[TerraformRole], request: Request) -> list[_Res
 
 
 def _results(
-    paths: Sequence[str], request: Request, variables: Variables | None = None
+    paths: Sequence[str],
+    request: Request,
+    variables: Variables | None = None,
+    partition: str = "aws",
 ) -> list[_Result]:
     from imdscreds.trust import NOTE, TerraformError, explain_policy, read_terraform
     from imdscreds.trust.tfplan import read_plan
@@ -187,7 +198,11 @@ def _results(
         )
     terraform = [path for path in paths if _is_terraform(path)]
     if terraform:
-        roles = read_terraform(terraform, None if variables is None else variables.command_line)
+        roles = read_terraform(
+            terraform,
+            None if variables is None else variables.command_line,
+            partition=partition,
+        )
         if not roles:
             raise TerraformError(f"{', '.join(terraform)}: no aws_iam_role resource found")
         results.extend(_role_results(roles, request))
@@ -271,9 +286,11 @@ def run_explain(args: argparse.Namespace) -> int:
     from imdscreds.trust import Request, TerraformError
     from imdscreds.trust.evaluate import default_action
 
-    request = Request(
-        principal=args.principal, action=args.action or default_action(args.principal)
+    partition = getattr(args, "partition", "aws")
+    principal = args.principal or (
+        "ec2.amazonaws.com.cn" if partition == "aws-cn" else "ec2.amazonaws.com"
     )
+    request = Request(principal=principal, action=args.action or default_action(principal))
     command_line = getattr(args, "command_line", None) or []
     terraform = [path for path in args.paths if _is_terraform(path)]
     try:
@@ -290,7 +307,7 @@ def run_explain(args: argparse.Namespace) -> int:
             variables = read_variables(
                 terraform, [CommandLine(kind, value) for kind, value in command_line]
             )
-        results = _results(args.paths, request, variables)
+        results = _results(args.paths, request, variables, partition)
     except (OSError, UnicodeDecodeError) as exc:
         print(f"imdscreds: error: cannot read {exc}", file=sys.stderr)
         return EXIT_USAGE

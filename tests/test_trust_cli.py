@@ -288,3 +288,16 @@ def test_a_federated_principal_is_asked_about_its_own_call(
         f"sts:AssumeRoleWithSAML only with a SAML assertion from {saml} that carries "
         "aud = https://signin.aws.amazon.com/saml."
     )
+
+
+def test_partition_aws_cn_asks_about_the_china_ec2_principal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    module = str(Path(__file__).resolve().parent / "trust_cases" / "eks_node_roles")
+    code, out, _ = run(capsys, module, "--partition", "aws-cn")
+    assert code == 0
+    assert out.startswith("imdscreds trust: may ec2.amazonaws.com.cn call sts:AssumeRole?")
+    assert "assuming partition aws-cn (dns_suffix amazonaws.com.cn)" in " ".join(out.split())
+    code, _, err = run(capsys, module, "--partition", "aws-moon")
+    assert code == 2
+    assert "'aws-moon' is not an AWS partition. Use one of: aws, aws-cn" in err

@@ -716,7 +716,7 @@ def read_terraform(
 
     if partition not in PARTITIONS:
         raise TerraformError(
-            f"{partition!r} is not an AWS partition",
+            f"{partition!r} is not an AWS partition.",
             hint=f"Use one of: {', '.join(PARTITIONS)}.",
         )
     hcl2 = _hcl2()
